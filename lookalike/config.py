@@ -1,0 +1,182 @@
+"""Settings, read in one place.
+
+Every ``LOOKALIKE_*`` environment variable is read here and nowhere else. Tests and the
+CLI pass their own mapping (``Settings.from_env({...})``) and keyword overrides, so no
+other module touches ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+PREFIX = "LOOKALIKE_"
+# API Gateway + Lambda cap a synchronous request at 6 MB; the local API uses the same limit
+# so a request that works locally also works in the cloud.
+LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
+
+
+def _default_data_home(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")) / ".local" / "share")
+    return Path(base).expanduser() / "lookalike"
+
+
+def _default_cache_home(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "~")) / ".cache")
+    return Path(base).expanduser() / "lookalike"
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _optional_path(raw: str) -> Path | None:
+    return Path(raw).expanduser() if raw.strip() else None
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration of lookalike. Field ``foo_bar`` is read from ``LOOKALIKE_FOO_BAR``."""
+
+    # Where the index lives and what embeds images.
+    index_dir: Path = Path("~/.local/share/lookalike/index").expanduser()
+    cache_dir: Path = Path("~/.cache/lookalike").expanduser()
+    backbone: str = "efficientnet-lite2"
+    weights: Path | None = None  # a user-supplied weights file for the backbone (e.g. ResNet50)
+    model: Path | None = None  # any ONNX feature extractor, with PATH.json preprocessing spec
+    head: Path | None = None  # an ONNX head applied after the backbone (e.g. a triplet head)
+    batch_size: int = 32
+    workers: int = max(1, min(4, os.cpu_count() or 1))
+    threads: int = 0  # ONNX Runtime intra-op threads; 0 lets it use all cores
+
+    # Index structure: exact inner product below the threshold, HNSW above it.
+    hnsw_threshold: int = 20_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128
+
+    # Request limits, shared by the local API and the Lambda.
+    max_request_bytes: int = LAMBDA_PAYLOAD_LIMIT
+    max_image_pixels: int = 40_000_000
+    k_default: int = 5
+    k_max: int = 100
+
+    # HTTP server.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    web_dir: Path | None = None
+    thumb_size: int = 256
+    log_level: str = "INFO"
+
+    # Cloud mode (Lambda + SageMaker + OpenSearch).
+    sagemaker_endpoint: str | None = None
+    opensearch_url: str | None = None
+    opensearch_index: str = "lookalike"
+    opensearch_auth: str = "none"  # none | basic | sigv4
+    opensearch_username: str | None = None
+    opensearch_password: str | None = None
+    aws_region: str | None = None
+    images_bucket: str | None = None
+    images_prefix: str = "images/"
+    url_ttl_seconds: int = 900
+    endpoint_url: str | None = None  # overrides AWS endpoints (emulators)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``LOOKALIKE_*`` variables in ``environ`` (default: the process
+        environment), then apply ``overrides`` (e.g. CLI flags); ``None`` overrides are ignored."""
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {
+            "index_dir": _default_data_home(env) / "index",
+            "cache_dir": _default_cache_home(env),
+        }
+        if "AWS_REGION" in env:  # set by the Lambda runtime
+            values["aws_region"] = env["AWS_REGION"]
+        for f in dataclasses.fields(cls):
+            key = PREFIX + f.name.upper()
+            if key not in env:
+                continue
+            raw = env[key]
+            try:
+                values[f.name] = _CASTS[f.name](raw)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{key}={raw!r} is not valid: {exc}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        def need(ok: bool, key: str, value: Any, why: str) -> None:
+            if not ok:
+                raise ConfigError(f"{PREFIX}{key.upper()}={value!r} is not valid: {why}")
+
+        need(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        need(self.workers >= 1, "workers", self.workers, "must be >= 1")
+        need(self.threads >= 0, "threads", self.threads, "must be >= 0")
+        need(1 <= self.k_default <= self.k_max, "k_default", self.k_default, f"must be in 1..{self.k_max}")
+        need(self.k_max >= 1, "k_max", self.k_max, "must be >= 1")
+        need(self.max_request_bytes >= 1024, "max_request_bytes", self.max_request_bytes, "must be >= 1024")
+        need(self.max_image_pixels >= 1, "max_image_pixels", self.max_image_pixels, "must be >= 1")
+        need(self.hnsw_threshold >= 0, "hnsw_threshold", self.hnsw_threshold, "must be >= 0")
+        need(self.hnsw_m >= 4, "hnsw_m", self.hnsw_m, "must be >= 4")
+        need(self.hnsw_ef_construction >= 8, "hnsw_ef_construction", self.hnsw_ef_construction, "must be >= 8")
+        need(self.hnsw_ef_search >= 1, "hnsw_ef_search", self.hnsw_ef_search, "must be >= 1")
+        need(0 < self.port < 65536, "port", self.port, "must be in 1..65535")
+        need(self.thumb_size >= 16, "thumb_size", self.thumb_size, "must be >= 16")
+        need(self.opensearch_auth in {"none", "basic", "sigv4"}, "opensearch_auth", self.opensearch_auth,
+             "must be one of none, basic, sigv4")
+        need("*" not in self.cors_origins or len(self.cors_origins) == 1, "cors_origins", self.cors_origins,
+             "'*' cannot be combined with other origins")
+
+    def replace(self, **changes: Any) -> Settings:
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+
+_CASTS: dict[str, Callable[[str], Any]] = {}
+for _f in dataclasses.fields(Settings):
+    _type = str(_f.type)
+    if _f.name == "cors_origins":
+        _CASTS[_f.name] = _csv
+    elif _type == "int":
+        _CASTS[_f.name] = int
+    elif _type == "bool":
+        _CASTS[_f.name] = _bool
+    elif _type == "Path":
+        _CASTS[_f.name] = _path
+    elif _type == "Path | None":
+        _CASTS[_f.name] = _optional_path
+    elif _type == "str | None":
+        _CASTS[_f.name] = _optional_str
+    else:
+        _CASTS[_f.name] = str
+del _f, _type
+
+__all__ = ["Settings", "LAMBDA_PAYLOAD_LIMIT"]

@@ -1,0 +1,102 @@
+"""ONNX Runtime embedder: any ONNX image feature extractor + its preprocessing spec,
+optionally followed by an ONNX head (e.g. a triplet-trained projection)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ConfigError
+from ..preprocess import PreprocessSpec, to_array
+from .base import l2_normalise
+
+logger = logging.getLogger(__name__)
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    if not Path(path).is_file():
+        raise ConfigError(f"ONNX model {path} does not exist")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise ConfigError(f"cannot load ONNX model {path}: {exc}") from None
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+class OnnxEmbedder:
+    """Embeds RGB images with an ONNX model: ``(n, 3, H, W)`` in → features out.
+
+    A 4-D output ``(n, C, h, w)`` is average-pooled to ``(n, C)``. With ``head``, the
+    L2-normalised features go through the head model (``(n, dim_in)`` → ``(n, dim)``).
+    The result is always ``(n, dim) float32`` with unit-length rows.
+    """
+
+    def __init__(self, model_path: Path, spec: PreprocessSpec, *, name: str | None = None,
+                 head_path: Path | None = None, batch_size: int = 32, threads: int = 0):
+        self.model_path = Path(model_path)
+        self.spec = spec
+        self.batch_size = batch_size
+        self._session = _session(self.model_path, threads)
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ConfigError(f"{model_path}: expected one input (n, 3, H, W), found {len(inputs)}")
+        self._input = inputs[0].name
+        self._head = _session(head_path, threads) if head_path else None
+        self.head_path = Path(head_path) if head_path else None
+        base = name or self.model_path.stem
+        self.name = f"{base}+{self.head_path.stem}" if self.head_path else base
+        # Output width is probed once: ONNX shapes may be symbolic.
+        self.dim = int(self._run(np.zeros((1, 3, spec.crop, spec.crop), np.float32)).shape[1])
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the exact model (and head) bytes; stored in an index to catch mix-ups."""
+        parts = [_file_digest(self.model_path)] + ([_file_digest(self.head_path)] if self.head_path else [])
+        return "-".join(parts)
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """One RGB image → ``(3, crop, crop) float32``; safe to call from worker threads."""
+        return to_array(image, self.spec)
+
+    def encode_prepared(self, batch: np.ndarray) -> np.ndarray:
+        """``(n, 3, crop, crop) float32`` → ``(n, dim) float32``, L2-normalised."""
+        batch = np.asarray(batch, dtype=np.float32)
+        expected = (3, self.spec.crop, self.spec.crop)
+        if batch.ndim != 4 or batch.shape[1:] != expected:
+            raise ValueError(f"expected a batch of shape (n, {', '.join(map(str, expected))}), got {batch.shape}")
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = [self._run(batch[i:i + self.batch_size]) for i in range(0, len(batch), self.batch_size)]
+        return np.concatenate(out)
+
+    def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """RGB images → ``(len(images), dim) float32``, each row L2-normalised."""
+        if len(images) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.encode_prepared(np.stack([self.prepare(im) for im in images]))
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        features = self._session.run(None, {self._input: batch})[0]
+        if features.ndim == 4:
+            features = features.mean(axis=(2, 3))
+        if features.ndim != 2:
+            raise ConfigError(f"{self.model_path}: output must be (n, d) or (n, c, h, w), got {features.shape}")
+        features = l2_normalise(features)
+        if self._head is not None:
+            head_input = self._head.get_inputs()[0].name
+            features = l2_normalise(self._head.run(None, {head_input: features})[0])
+        return features

@@ -1,0 +1,36 @@
+"""Index backends behind one protocol, and a factory that opens the configured one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .base import Hit, Index, matches
+
+__all__ = ["Hit", "Index", "matches", "open_index", "BACKENDS"]
+
+BACKENDS = ("faiss", "opensearch")
+
+
+def open_index(backend: str = "faiss", *, settings, dim: int | None = None, model: dict[str, Any] | None = None,
+               create: bool = False, path: Path | None = None) -> Index:
+    """Open the index named by ``backend``; with ``create`` a missing one is made with ``dim``."""
+    if backend == "faiss":
+        from .faiss_index import FaissIndex
+
+        path = Path(path or settings.index_dir)
+        params = {"hnsw_threshold": settings.hnsw_threshold, "m": settings.hnsw_m,
+                  "ef_construction": settings.hnsw_ef_construction, "ef_search": settings.hnsw_ef_search}
+        if FaissIndex.exists(path):
+            return FaissIndex.load(path, ef_search=settings.hnsw_ef_search)
+        if not create:
+            return FaissIndex.load(path)  # raises a clear "no index" error
+        if dim is None:
+            raise ConfigError("creating an index needs the embedding dimension")
+        return FaissIndex(path, dim, model=model, **params)
+    if backend == "opensearch":
+        from .opensearch_index import OpenSearchIndex  # noqa: F401  (cloud extra)
+
+        return OpenSearchIndex.from_settings(settings, dim=dim, create=create)
+    raise ConfigError(f"unknown index backend {backend!r}; choose one of {', '.join(BACKENDS)}")
