@@ -42,6 +42,7 @@ class ResultModel(BaseModel):
 class SearchResponseModel(BaseModel):
     results: list[ResultModel]
     took_ms: float
+    predicted_label: str | None = None  # only with a classifier configured (two-step search)
 
 
 SEARCH_BODY = {

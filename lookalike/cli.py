@@ -26,7 +26,7 @@ from .errors import LookalikeError
 logger = logging.getLogger("lookalike")
 
 # Modules adding subcommands; each defines ``register(subparsers, common)``.
-PLUGINS: list[str] = []
+PLUGINS: list[str] = ["lookalike.cloud.commands", "lookalike.index.push"]
 
 
 def _common() -> argparse.ArgumentParser:
@@ -37,6 +37,8 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--weights", help="weights file for the backbone (e.g. a torchvision ResNet50 .pth)")
     g.add_argument("--model", type=Path, help="custom ONNX feature extractor; preprocessing spec in MODEL.json")
     g.add_argument("--head", type=Path, help="ONNX head applied after the backbone (e.g. a triplet head)")
+    g.add_argument("--classifier", type=Path,
+                   help="classifier .npz (lookalike train-classifier): search only within the predicted class")
     g.add_argument("--batch-size", type=int, help="images per inference batch (default 32)")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return common
@@ -46,6 +48,7 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
     overrides = {
         "index_dir": getattr(args, "index_dir", None), "backbone": getattr(args, "backbone", None),
         "model": getattr(args, "model", None), "head": getattr(args, "head", None),
+        "classifier": getattr(args, "classifier", None),
         "batch_size": getattr(args, "batch_size", None),
         "weights": Path(args.weights) if getattr(args, "weights", None) else None,
     }

@@ -68,6 +68,7 @@ class Settings:
     weights: Path | None = None  # a user-supplied weights file for the backbone (e.g. ResNet50)
     model: Path | None = None  # any ONNX feature extractor, with PATH.json preprocessing spec
     head: Path | None = None  # an ONNX head applied after the backbone (e.g. a triplet head)
+    classifier: Path | None = None  # two-step search: predict the query's class, search only that class
     batch_size: int = 32
     workers: int = max(1, min(4, os.cpu_count() or 1))
     threads: int = 0  # ONNX Runtime intra-op threads; 0 lets it use all cores
@@ -100,6 +101,8 @@ class Settings:
     opensearch_auth: str = "none"  # none | basic | sigv4
     opensearch_username: str | None = None
     opensearch_password: str | None = None
+    opensearch_engine: str = "faiss"  # faiss | lucene (HNSW engine of a new index)
+    opensearch_bulk_size: int = 500  # documents per _bulk request (also capped at ~5 MB)
     aws_region: str | None = None
     images_bucket: str | None = None
     images_prefix: str = "images/"
@@ -151,6 +154,9 @@ class Settings:
         need(self.thumb_size >= 16, "thumb_size", self.thumb_size, "must be >= 16")
         need(self.opensearch_auth in {"none", "basic", "sigv4"}, "opensearch_auth", self.opensearch_auth,
              "must be one of none, basic, sigv4")
+        need(self.opensearch_engine in {"faiss", "lucene"}, "opensearch_engine", self.opensearch_engine,
+             "must be faiss or lucene (nmslib is deprecated)")
+        need(self.opensearch_bulk_size >= 1, "opensearch_bulk_size", self.opensearch_bulk_size, "must be >= 1")
         need("*" not in self.cors_origins or len(self.cors_origins) == 1, "cors_origins", self.cors_origins,
              "'*' cannot be combined with other origins")
 

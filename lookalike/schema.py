@@ -1,7 +1,8 @@
 """The one request/response shape of ``POST /search`` (local API, Lambda, CLI ``--json``).
 
 Request:  ``{"image": "<base64>", "k": 5, "filter": {"label": "birds"}}``
-Response: ``{"results": [{"id", "label", "score", "url"}], "took_ms": 12.3}``
+Response: ``{"results": [{"id", "label", "score", "url"}], "took_ms": 12.3}``, plus
+``"predicted_label"`` when the service runs a two-step (classify, then search that class) search.
 
 Parsing is plain Python (no pydantic, no numpy) so the Lambda validates with this same code.
 """
@@ -49,9 +50,13 @@ class SearchResult:
 class SearchResponse:
     results: list[SearchResult] = field(default_factory=list)
     took_ms: float = 0.0
+    predicted_label: str | None = None  # set by a two-step search (a classifier is configured)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"results": [asdict(r) for r in self.results], "took_ms": round(self.took_ms, 2)}
+        out = {"results": [asdict(r) for r in self.results], "took_ms": round(self.took_ms, 2)}
+        if self.predicted_label is not None:
+            out["predicted_label"] = self.predicted_label
+        return out
 
 
 def check_content_type(content_type: str | None) -> None:

@@ -28,9 +28,12 @@ def local_url(id: str, metadata: dict[str, Any]) -> str:
 
 class SearchService:
     def __init__(self, embedder, index, *, limits: Limits, url_for: UrlFor = local_url,
-                 reload: Callable[[], Any] | None = None, reload_interval: float = 2.0):
+                 reload: Callable[[], Any] | None = None, reload_interval: float = 2.0, classifier=None):
         check_compatible(embedder, index)
+        if classifier is not None:
+            classifier.check_compatible(embedder)
         self.embedder = embedder
+        self.classifier = classifier  # two-step search: see lookalike.twostep
         self.index = index
         self.limits = limits
         self.url_for = url_for
@@ -50,10 +53,18 @@ class SearchService:
         started = time.perf_counter() if started is None else started
         self._maybe_reload()
         vector = self.embedder.encode([image])
-        hits = self.index.search(vector, k, filter)[0]
+        predicted = None
+        if self.classifier is not None:
+            from .twostep import classify_then_search
+
+            labels, found = classify_then_search(self.classifier, self.index, vector, k, filter)
+            predicted, hits = str(labels[0]), found[0]
+        else:
+            hits = self.index.search(vector, k, filter)[0]
         results = [SearchResult(id=h.id, label=h.metadata.get("label"), score=round(h.score, 6),
                                 url=self.url_for(h.id, h.metadata)) for h in hits]
-        return SearchResponse(results=results, took_ms=(time.perf_counter() - started) * 1000)
+        return SearchResponse(results=results, took_ms=(time.perf_counter() - started) * 1000,
+                              predicted_label=predicted)
 
     def search_payload(self, payload: Any) -> dict[str, Any]:
         """Validate a decoded JSON request body and answer it as a response dict."""
@@ -109,7 +120,13 @@ def build_local_service(settings, *, embedder=None, url_for: UrlFor = local_url)
         return None
 
     index_holder = [index]
-    return SearchService(embedder, index, limits=Limits.from_settings(settings), url_for=url_for, reload=reload)
+    classifier = None
+    if getattr(settings, "classifier", None):
+        from .twostep import Classifier
+
+        classifier = Classifier.load(settings.classifier)
+    return SearchService(embedder, index, limits=Limits.from_settings(settings), url_for=url_for, reload=reload,
+                         classifier=classifier)
 
 
 def _settings_for_index(settings, index):

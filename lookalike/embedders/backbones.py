@@ -127,7 +127,10 @@ def _efficientnet_lite(name: str, source: Path | str):
         missing, unexpected = net.load_state_dict(state, strict=False)
         if missing:
             raise ConfigError(f"{name}: weights file lacks {len(missing)} tensors, e.g. {missing[:3]}")
-    net.set_swish(memory_efficient=False)  # the memory-efficient swish is a custom autograd op ONNX can't export
+    if not isinstance(net._swish, torch.nn.ReLU6):
+        # The memory-efficient swish is a custom autograd op ONNX can't export. Lite models use
+        # ReLU6 instead, and set_swish() would wrongly replace it with swish everywhere.
+        net.set_swish(memory_efficient=False)
     return LiteFeatures(net)
 
 

@@ -6,11 +6,13 @@ shared test suite in ``tests/unit/test_index_contract.py``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # numpy stays out of the import path: the Lambda package ships without it
+    import numpy as np
 
 METADATA_FIELDS = ("path", "label", "sha256")
 
@@ -78,6 +80,6 @@ def matches(metadata: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bo
 
 
 def check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:  # numpy ints are Integral
         raise ValueError(f"k must be a positive integer, got {k!r}")
     return int(k)

@@ -1,0 +1,196 @@
+"""An embedder whose model runs behind a SageMaker endpoint (the packaged ``inference.py``).
+
+Images travel losslessly so a vector equals the one the local embedder makes for the same
+file: :meth:`SageMakerEmbedder.encode_bytes` (and :meth:`~SageMakerEmbedder.encode` given
+:class:`EncodedImage`) forwards the original, already validated file bytes, which the endpoint
+decodes with the same :func:`lookalike.imaging.decode_image`; decoded ``PIL`` images are sent
+as PNG. The Lambda uses the first path, batch indexing (``lookalike cloud-index``) the second.
+
+Vectors come back as a ``(n, dim) float32`` numpy array where numpy is installed; the Lambda
+package has no numpy and gets a list of ``n`` lists of ``dim`` floats (what the OpenSearch
+client sends anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import BackendUnavailable, InvalidInput, UpstreamError
+
+logger = logging.getLogger(__name__)
+
+# SageMaker rejects real-time requests above 6 MB; leave room for JSON and base64 overhead.
+MAX_PAYLOAD = 5_800_000
+RETRYABLE = {"ThrottlingException", "Throttling", "TooManyRequestsException", "ModelNotReadyException",
+             "ServiceUnavailable", "InternalFailure", "InternalDependencyException"}
+
+
+class EncodedImage:
+    """Original image file bytes that already passed :func:`lookalike.imaging.decode_image`."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = bytes(data)
+
+
+def _png(image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=3)
+    return out.getvalue()
+
+
+def _as_vectors(rows: list[list[float]], dim: int):
+    try:
+        import numpy as np
+    except ImportError:  # the Lambda package
+        return rows
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
+
+
+class SageMakerEmbedder:
+    """``encode(images) -> (n, dim) float32`` computed by a SageMaker endpoint.
+
+    ``name`` and ``dim`` are asked from the endpoint on first use (an empty batch) unless given.
+    Throttling and transient endpoint errors are retried with exponential backoff and jitter;
+    what remains maps to :class:`~lookalike.errors.BackendUnavailable` (503: unreachable,
+    missing or overloaded endpoint) or :class:`~lookalike.errors.UpstreamError` (502: the model
+    answered with an error or nonsense).
+    """
+
+    def __init__(self, endpoint: str, client, *, name: str | None = None, dim: int | None = None,
+                 max_attempts: int = 4, backoff: float = 0.1, max_payload: int = MAX_PAYLOAD):
+        if not endpoint:
+            raise BackendUnavailable("No SageMaker endpoint is configured (LOOKALIKE_SAGEMAKER_ENDPOINT).")
+        self.endpoint, self.client = endpoint, client
+        self.max_attempts, self.backoff, self.max_payload = max(1, max_attempts), backoff, max_payload
+        self._name, self._dim = name, dim
+
+    @classmethod
+    def from_settings(cls, settings, client=None, **kwargs: Any) -> SageMakerEmbedder:
+        from .aws import sagemaker_runtime_client
+
+        return cls(settings.sagemaker_endpoint, client or sagemaker_runtime_client(settings), **kwargs)
+
+    # ----- protocol ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        if self._name is None:
+            self._describe()
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._describe()
+        return self._dim
+
+    def encode(self, images: Sequence[Any]):
+        """RGB ``PIL`` images (sent as PNG) or :class:`EncodedImage` → ``(n, dim) float32``."""
+        payloads = [im.data if isinstance(im, EncodedImage) else _png(im) for im in images]
+        return self.encode_bytes(payloads)
+
+    def encode_bytes(self, images: Sequence[bytes]):
+        """Image file bytes → ``(n, dim) float32``; one request per image or per batch that fits."""
+        rows: list[list[float]] = []
+        for batch in self._batches(images):
+            if len(batch) == 1:
+                answer = self._invoke(batch[0], "application/octet-stream")
+            else:
+                body = json.dumps({"images": [base64.b64encode(b).decode() for b in batch]}).encode()
+                answer = self._invoke(body, "application/json")
+            rows.extend(self._check(answer, len(batch)))
+        return _as_vectors(rows, self.dim)
+
+    # ----- internals ---------------------------------------------------------------------
+    def _batches(self, images: Sequence[bytes]):
+        batch: list[bytes] = []
+        size = 0
+        for data in images:
+            encoded = (len(data) + 2) // 3 * 4 + 4
+            if len(data) > self.max_payload:
+                raise InvalidInput(f"Image of {len(data)} bytes is larger than the model endpoint accepts "
+                                   f"({self.max_payload} bytes).", code="image_too_large")
+            if batch and size + encoded > self.max_payload:
+                yield batch
+                batch, size = [], 0
+            batch.append(data)
+            size += encoded
+        if batch:
+            yield batch
+
+    def _describe(self) -> None:
+        answer = self._invoke(b'{"images": []}', "application/json")
+        try:
+            self._name, self._dim = str(answer["model"]), int(answer["dim"])
+        except (KeyError, TypeError, ValueError):
+            raise UpstreamError(f"SageMaker endpoint {self.endpoint!r} did not describe its model.") from None
+
+    def _check(self, answer: dict, n: int) -> list[list[float]]:
+        try:
+            rows, dim, model = answer["vectors"], int(answer["dim"]), answer["model"]
+        except (KeyError, TypeError, ValueError):
+            raise UpstreamError(f"SageMaker endpoint {self.endpoint!r} answered without vectors.") from None
+        if self._dim is None:
+            self._name, self._dim = str(model), dim
+        if dim != self._dim or model != self._name or len(rows) != n or any(len(r) != dim for r in rows):
+            raise UpstreamError(f"SageMaker endpoint {self.endpoint!r} answered {len(rows)} vectors of model "
+                                f"{model!r} ({dim}-d); expected {n} of {self._name!r} ({self._dim}-d).")
+        return rows
+
+    def _invoke(self, body: bytes, content_type: str) -> dict:
+        from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = self.client.invoke_endpoint(EndpointName=self.endpoint, Body=body,
+                                                       ContentType=content_type, Accept="application/json")
+                raw = response["Body"].read()
+                break
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if (code in RETRYABLE or status in (429, 503)) and attempt < self.max_attempts:
+                    self._sleep(attempt, code)
+                    continue
+                raise self._map(exc, code, status) from None
+            except (ConnectionError, HTTPClientError) as exc:
+                if attempt < self.max_attempts:
+                    self._sleep(attempt, type(exc).__name__)
+                    continue
+                raise BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} is unreachable: {exc}") from None
+            except BotoCoreError as exc:
+                raise BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} could not be called: {exc}") from None
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise UpstreamError(f"SageMaker endpoint {self.endpoint!r} answered with non-JSON data.") from None
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"SageMaker endpoint {self.endpoint!r} answered with unexpected JSON.")
+        return answer
+
+    def _sleep(self, attempt: int, why: str) -> None:
+        delay = self.backoff * (2 ** (attempt - 1)) * (0.5 + random.random())  # noqa: S311 - jitter, not crypto
+        logger.warning("SageMaker %s (%s); retry %d/%d in %.2fs", self.endpoint, why, attempt,
+                       self.max_attempts - 1, delay)
+        time.sleep(delay)
+
+    def _map(self, exc, code: str, status: int):
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        if code == "ModelError":
+            original = exc.response.get("OriginalStatusCode")
+            # The container's message is followed by its traceback: keep the first line only.
+            detail = ((exc.response.get("OriginalMessage") or message).strip().splitlines() or [""])[0][:300]
+            return UpstreamError(f"The model endpoint {self.endpoint!r} failed (status {original}): {detail}")
+        if code == "ValidationError" and "not found" in message:
+            return BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} does not exist: {message}")
+        if code in RETRYABLE or status in (429, 503):
+            return BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} is busy or unavailable: {message}")
+        return UpstreamError(f"SageMaker endpoint {self.endpoint!r} refused the request ({code}): {message}")

@@ -1,0 +1,126 @@
+"""Decoding with limits: orientation, alpha, grey, truncation, bombs, base64."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from PIL import Image
+
+from lookalike.errors import InvalidInput, PayloadTooLarge
+from lookalike.imaging import decode_base64, decode_image, thumbnail_bytes, to_rgb
+
+LIMIT = 40_000_000
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt, **kw)
+    return out.getvalue()
+
+
+def test_exif_orientation_is_applied():
+    # A 40x20 image whose EXIF says "rotate 90° CW" must come out 20x40.
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    decoded = decode_image(encode(image, "JPEG", exif=exif), max_pixels=LIMIT)
+    assert decoded.size == (20, 40)
+
+
+def test_alpha_is_flattened_on_white():
+    image = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    image.putpixel((0, 0), (255, 0, 0, 255))
+    decoded = decode_image(encode(image), max_pixels=LIMIT)
+    assert decoded.mode == "RGB"
+    assert decoded.getpixel((5, 5)) == (255, 255, 255)
+    assert decoded.getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_half_transparent_pixel_blends_with_white():
+    image = Image.new("RGBA", (2, 2), (0, 0, 0, 128))
+    r, g, b = decode_image(encode(image), max_pixels=LIMIT).getpixel((0, 0))
+    assert 120 <= r <= 135 and r == g == b
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "1", "I;16", "CMYK"])
+def test_other_modes_become_rgb(mode):
+    image = Image.new(mode, (6, 4))
+    fmt = "TIFF" if mode in ("CMYK", "I;16") else "PNG"
+    assert decode_image(encode(image, fmt), max_pixels=LIMIT).mode == "RGB"
+
+
+def test_palette_with_transparency_is_flattened():
+    image = Image.new("P", (4, 4), 0)
+    image.putpalette([0, 0, 0] * 256)
+    image.info["transparency"] = 0
+    assert decode_image(encode(image), max_pixels=LIMIT).getpixel((1, 1)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"])
+def test_supported_formats(fmt):
+    assert decode_image(encode(Image.new("RGB", (16, 16), (10, 200, 30)), fmt), max_pixels=LIMIT).size == (16, 16)
+
+
+def test_not_an_image():
+    with pytest.raises(InvalidInput) as err:
+        decode_image(b"hello, this is text", max_pixels=LIMIT)
+    assert err.value.code == "invalid_image"
+
+
+def test_empty_bytes():
+    with pytest.raises(InvalidInput):
+        decode_image(b"", max_pixels=LIMIT)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_image_is_rejected(fmt):
+    data = encode(Image.effect_noise((256, 256), 50).convert("RGB"), fmt)
+    with pytest.raises(InvalidInput) as err:
+        decode_image(data[: len(data) // 2], max_pixels=LIMIT)
+    assert err.value.status == 400
+
+
+def test_pixel_limit_is_checked_before_decoding():
+    # 10000x10000 white PNG: ~100 MP decoded but only a few hundred KB compressed (a classic bomb).
+    data = encode(Image.new("L", (10_000, 10_000), 255))
+    assert len(data) < 1_000_000
+    with pytest.raises(PayloadTooLarge) as err:
+        decode_image(data, max_pixels=LIMIT)
+    assert err.value.code == "image_too_large" and err.value.status == 413
+
+
+def test_pixel_limit_boundary():
+    data = encode(Image.new("RGB", (100, 100)))
+    assert decode_image(data, max_pixels=10_000).size == (100, 100)
+    with pytest.raises(PayloadTooLarge):
+        decode_image(data, max_pixels=9_999)
+
+
+def test_base64_accepts_plain_and_data_urls():
+    raw = b"\x89PNG\r\n"
+    text = base64.b64encode(raw).decode()
+    assert decode_base64(text) == raw
+    assert decode_base64("data:image/png;base64," + text) == raw
+
+
+@pytest.mark.parametrize("bad", ["not base64!!", "abc", 123, None, ""])
+def test_base64_rejects_bad_input(bad):
+    with pytest.raises(InvalidInput):
+        decode_base64(bad)
+
+
+def test_base64_size_limit():
+    with pytest.raises(PayloadTooLarge):
+        decode_base64(base64.b64encode(b"x" * 2000).decode(), max_bytes=1000)
+
+
+def test_thumbnail_keeps_aspect_and_is_jpeg():
+    thumb = Image.open(io.BytesIO(thumbnail_bytes(Image.new("RGB", (1000, 500)), 256)))
+    assert thumb.format == "JPEG" and thumb.size == (256, 128)
+
+
+def test_to_rgb_idempotent():
+    image = Image.new("RGB", (3, 3), (1, 2, 3))
+    assert to_rgb(image).tobytes() == image.tobytes()
