@@ -172,6 +172,12 @@ def create_app(settings, *, service=None, service_factory=None) -> FastAPI:
         payload = parse_json_body(body, service.limits)
         return JSONResponse(await run_in_threadpool(service.search_payload, payload))
 
+    @app.api_route("/search", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def search_wrong_method(request: Request):
+        # Without this the static web mount at "/" would answer 404 for GET /search.
+        return JSONResponse({"error": {"code": "method_not_allowed", "message": "Use POST /search."}},
+                            status_code=405, headers={"allow": "POST"})
+
     @app.get("/images/{id}", summary="An indexed image, or its thumbnail with ?size=thumb",
              responses={404: ERROR_RESPONSES[400] | {"description": "Unknown id"}})
     def image(id: str, request: Request, size: str = "full", sig: str | None = None):

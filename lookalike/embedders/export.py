@@ -51,6 +51,7 @@ def export_module(module, path: Path, input_shape: tuple[int, ...]) -> None:
         tmp_path = Path(tmp) / "model.onnx"
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # constant-folding notes from the exporter
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is still the reliable one here
             torch.onnx.export(
                 module, (torch.zeros(*input_shape),), str(tmp_path),
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
