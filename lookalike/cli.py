@@ -26,7 +26,7 @@ from .errors import LookalikeError
 logger = logging.getLogger("lookalike")
 
 # Modules adding subcommands; each defines ``register(subparsers, common)``.
-PLUGINS: list[str] = ["lookalike.cloud.commands", "lookalike.index.push"]
+PLUGINS: list[str] = ["lookalike.cloud.commands", "lookalike.index.push", "lookalike.eval_cli"]
 
 
 def _common() -> argparse.ArgumentParser:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.opensearch_standin import opensearch_standin  # noqa: F401  (fixture)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = ROOT / "data" / "demo"
 ARTIFACTS = ROOT / "test-artifacts"

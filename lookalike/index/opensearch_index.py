@@ -130,7 +130,8 @@ def make_client(url: str, *, auth: str = "none", username: str | None = None, pa
         from opensearchpy import Urllib3AWSV4SignerAuth
 
         if not region:
-            raise ConfigError("LOOKALIKE_OPENSEARCH_AUTH=sigv4 needs the AWS region (AWS_REGION or LOOKALIKE_AWS_REGION)")
+            raise ConfigError("LOOKALIKE_OPENSEARCH_AUTH=sigv4 needs the AWS region "
+                              "(AWS_REGION or LOOKALIKE_AWS_REGION)")
         credentials = botocore.session.get_session().get_credentials()
         if credentials is None:
             raise ConfigError("LOOKALIKE_OPENSEARCH_AUTH=sigv4 found no AWS credentials (environment, profile or role)")
@@ -209,7 +210,7 @@ class OpenSearchIndex:
         if recreate and create:
             probe._call("delete the index", client.indices.delete, index=name, ignore=[404])
             logger.info("deleted OpenSearch index %s to re-create it", name)
-        if not probe._call("check the index", client.indices.exists, index=name):
+        if not probe._call("check the index", client.indices.exists, index=name, ignore=[404]):
             if not create:
                 raise BackendUnavailable(
                     f"No OpenSearch index {name!r} at {probe.url}: create it with `lookalike push --to opensearch "
@@ -257,7 +258,7 @@ class OpenSearchIndex:
 
     def __contains__(self, id: object) -> bool:
         return isinstance(id, str) and bool(id) and bool(
-            self._call("check an id", self.client.exists, index=self.name, id=id))
+            self._call("check an id", self.client.exists, index=self.name, id=id, ignore=[404]))
 
     def add(self, ids: Sequence[str], vectors, metadata: Sequence[Mapping[str, Any]]) -> None:
         """Insert or replace entries (upsert by id); raises :class:`UpstreamError` if any is rejected."""

@@ -48,7 +48,6 @@ def push_index(local, remote, *, prune: bool = False, progress: Callable[[int], 
         report.batches += bulk.batches
         report.errors.extend(bulk.errors[:20 - len(report.errors)])
     if prune:
-        remote.save()
         keep = {id_ for id_, _ in entries}
         report.pruned = remote.delete([id_ for id_, _ in remote.items() if id_ not in keep])
     remote.save()
