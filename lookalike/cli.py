@@ -62,7 +62,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .ingest import ingest_folder
     from .service import check_compatible, model_info
 
-    settings = _settings(args, workers=args.workers)
+    settings = _settings(args, workers=args.workers, hnsw_threshold=args.hnsw_threshold, hnsw_m=args.hnsw_m,
+                         hnsw_ef_construction=args.ef_construction, hnsw_ef_search=args.ef_search)
     embedder = embedder_from_settings(settings)
     index = open_index("faiss", settings=settings, dim=embedder.dim, model=model_info(embedder), create=True)
     check_compatible(embedder, index)
@@ -112,7 +113,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for rank, r in enumerate(response.results, 1):
         path = (service.index.get(r.id) or {}).get("path", "")
         print(f"{rank:>4}  {r.score:6.3f}  {str(r.label):<16} {r.id:<16}  {path}")
-    print(f"({response.took_ms:.1f} ms)")
+    predicted = f"; predicted class {response.predicted_label}" if response.predicted_label else ""
+    print(f"({response.took_ms:.1f} ms{predicted})")
     return 0
 
 
@@ -174,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, help="folder of images; each image's label is its parent folder's name")
     p.add_argument("--prune", action="store_true", help="also delete entries whose file under FOLDER is gone")
     p.add_argument("--workers", type=int, help="decode/preprocess threads (default: min(4, cores))")
+    g = p.add_argument_group("index structure (stored with a new index)")
+    g.add_argument("--hnsw-threshold", type=int, help="use HNSW from this many entries (default 20000; 0 = never)")
+    g.add_argument("--hnsw-m", type=int, help="HNSW neighbours per node (default 32)")
+    g.add_argument("--ef-construction", type=int, help="HNSW build breadth (default 200)")
+    g.add_argument("--ef-search", type=int, help="HNSW search breadth (default 128)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--progress", action="store_true", help="progress bar even when stderr is not a terminal")

@@ -22,8 +22,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable, InvalidInput, LookalikeError, NotFound, Unauthorized, to_http
 from ..imaging import decode_image
-from ..schema import (Limits, SearchRequest, SearchResponse, check_content_type, parse_json_body,
-                      parse_search_request)
+from ..schema import Limits, SearchRequest, SearchResponse, check_content_type, parse_json_body, parse_search_request
 from ..service import SearchService
 from .sagemaker_embedder import EncodedImage
 
@@ -49,10 +48,13 @@ class CloudSearchService(SearchService):
 def build_cloud_service(settings, *, s3=None, runtime=None) -> CloudSearchService:
     """SageMaker embedder + OpenSearch index + presigned S3 URLs, as configured in ``settings``."""
     from ..index import open_index
+    from .aws import sagemaker_runtime_client
     from .sagemaker_embedder import SageMakerEmbedder
     from .storage import PresignedUrls
 
     url_for = PresignedUrls.from_settings(settings, s3)
+    # One image takes ~0.1 s; give up well before API Gateway's 29 s integration timeout.
+    runtime = runtime or sagemaker_runtime_client(settings, read_timeout=20.0)
     index = open_index("opensearch", settings=settings)
     model = getattr(index, "model", None) or {}
     # The index says which model made its vectors; each answer of the endpoint is checked
@@ -95,13 +97,14 @@ class LambdaApp:
         method = (event.get("httpMethod") or (event.get("requestContext") or {}).get("http", {}).get("method")
                   or "").upper()
         path = _route(event)
-        try:
-            if self.config_error is not None:
-                raise self.config_error
-            status, body, extra = self._dispatch(method, path, headers, event)
-        except Exception as exc:  # noqa: BLE001 - every failure leaves as the one error shape
-            status, body = to_http(exc)
-            extra = {}
+        extra: dict[str, str] = {}
+        if self.config_error is not None:
+            status, body = to_http(self.config_error)
+        else:
+            try:
+                status, body, extra = self._dispatch(method, path, headers, event)
+            except Exception as exc:  # noqa: BLE001 - every failure leaves as the one error shape
+                status, body = to_http(exc)
         response = self._response(status, body, headers.get("origin"), request_id, extra)
         logger.info("%s %s %d %.1fms request_id=%s", method, path, status, (time.perf_counter() - started) * 1000,
                     request_id)

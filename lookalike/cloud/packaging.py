@@ -65,6 +65,7 @@ def write_tar_gz(files: Files, out: Path) -> Path:
     with gzip.GzipFile(filename="", mode="wb", fileobj=packed, mtime=0, compresslevel=9) as gz:
         gz.write(raw.getvalue())
     atomic_write_bytes(Path(out), packed.getvalue())
+    os.chmod(out, 0o644)  # a build output, readable like any other file (mkstemp made it 0600)
     return Path(out)
 
 
@@ -79,6 +80,7 @@ def write_zip(files: Files, out: Path) -> Path:
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, _read(files[name]))
     atomic_write_bytes(Path(out), buffer.getvalue())
+    os.chmod(out, 0o644)
     return Path(out)
 
 
@@ -108,19 +110,36 @@ def package_modules(modules: Iterable[str], prefix: str = "lookalike/") -> dict[
     return out
 
 
+def _platform_args(python_version: str, platforms: Iterable[str]) -> list[str]:
+    args = ["--only-binary=:all:", "--implementation", "cp", "--python-version", python_version]
+    for platform in platforms:
+        args += ["--platform", platform]
+    return args
+
+
 def pip_install_target(requirements: Path, target: Path, *, python_version: str = "3.12",
                        platforms: Iterable[str] = ("manylinux2014_x86_64",), no_deps: bool = True) -> None:
     """Install pinned wheels for another interpreter/platform into ``target`` (no bytecode)."""
     if target.exists():
         shutil.rmtree(target)
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-           "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
-           "--target", str(target), "-r", str(requirements)]
-    for platform in platforms:
-        cmd += ["--platform", platform]
+           *_platform_args(python_version, platforms), "--target", str(target), "-r", str(requirements)]
     if no_deps:
         cmd.append("--no-deps")
     logger.info("installing %s for cp%s into %s", requirements, python_version.replace(".", ""), target)
+    subprocess.run(cmd, check=True)
+
+
+def pip_download(requirements: Path, constraints: Path, target: Path, *, python_version: str,
+                 platforms: Iterable[str]) -> None:
+    """Download the wheels of ``requirements`` (and their dependencies) for another interpreter."""
+    if target.exists():
+        shutil.rmtree(target)
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+           *_platform_args(python_version, platforms), "-r", str(requirements), "-c", str(constraints),
+           "-d", str(target)]
+    logger.info("downloading the wheels of %s for cp%s into %s", requirements, python_version.replace(".", ""),
+                target)
     subprocess.run(cmd, check=True)
 
 
@@ -137,12 +156,26 @@ def scratch_dir(prefix: str) -> Path:
 # ----- SageMaker model archive ------------------------------------------------------------
 MODEL_MANIFEST = "lookalike-model.json"
 MODEL_CODE = REPO_ROOT / "model_package" / "code"
+MODEL_CONSTRAINTS = REPO_ROOT / "model_package" / "constraints.txt"
+# The SageMaker PyTorch inference images run Ubuntu (glibc >= 2.31) on x86_64.
+MODEL_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_27_x86_64", "manylinux_2_28_x86_64")
+# pip resolves a relative --find-links against the requirements file's folder: code/wheels.
+OFFLINE_REQUIREMENTS = b"--no-index\n--find-links wheels\n"
+
+
+def download_model_wheels(target: Path, *, python_version: str = "3.11") -> Path:
+    """The wheels ``code/requirements.txt`` needs, for the inference container's Python."""
+    pip_download(MODEL_CODE / "requirements.txt", MODEL_CONSTRAINTS, Path(target), python_version=python_version,
+                 platforms=MODEL_PLATFORMS)
+    return Path(target)
 
 
 def model_archive_files(*, backbone: str, cache_dir: Path, weights: Path | str | None = None,
-                        model: Path | None = None, head: Path | None = None) -> dict[str, Path | bytes]:
+                        model: Path | None = None, head: Path | None = None,
+                        wheels_dir: Path | None = None) -> dict[str, Path | bytes]:
     """The entries of ``model.tar.gz``: ONNX model + spec (+ head) at the root, a manifest,
-    ``code/inference.py``, ``code/requirements.txt`` and the lookalike modules it imports."""
+    ``code/inference.py``, ``code/requirements.txt``, the lookalike modules it imports and,
+    with ``wheels_dir``, ``code/wheels/`` for an offline install (network-isolated endpoint)."""
     import json
 
     from ..embedders import create_embedder
@@ -168,6 +201,12 @@ def model_archive_files(*, backbone: str, cache_dir: Path, weights: Path | str |
     files[MODEL_MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     files.update(tree_files(MODEL_CODE, "code/"))
     files.update(package_modules(MODEL_MODULES, "code/lookalike/"))
+    if wheels_dir is not None:
+        wheels = sorted(Path(wheels_dir).glob("*.whl"))
+        if not wheels:
+            raise FileNotFoundError(f"no wheels in {wheels_dir}; download them with download_model_wheels()")
+        files.update({f"code/wheels/{w.name}": w for w in wheels})
+        files["code/requirements.txt"] = OFFLINE_REQUIREMENTS + (MODEL_CODE / "requirements.txt").read_bytes()
     return files
 
 

@@ -21,6 +21,8 @@ import argparse
 import importlib
 import json
 import logging
+import shutil
+import signal
 import sys
 import tarfile
 import tempfile
@@ -165,19 +167,25 @@ def serve(model_dir: Path, *, host: str = "127.0.0.1", port: int = 8080, endpoin
           region: str = "us-east-1") -> None:
     """Load the model archive (a directory or ``model.tar.gz``) and serve until interrupted."""
     model_dir = Path(model_dir)
-    if model_dir.is_file():
-        model_dir = extract_archive(model_dir)
-    container = ModelContainer(model_dir)
-    server = ThreadingHTTPServer((host, port), make_handler(container, endpoint, region))
-    server.daemon_threads = True
-    print(f"SageMaker-protocol server for endpoint {endpoint!r} ({container.model.name}, {container.model.dim}-d) "
-          f"at http://{host}:{server.server_address[1]}/ (code from {container.module.__file__})", flush=True)
+    unpacked = extract_archive(model_dir) if model_dir.is_file() else None
+    # SIGTERM (how tests and process managers stop it) unwinds like Ctrl-C, so the unpacked copy is removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        container = ModelContainer(unpacked or model_dir)
+        server = ThreadingHTTPServer((host, port), make_handler(container, endpoint, region))
+        server.daemon_threads = True
+        print(f"SageMaker-protocol server for endpoint {endpoint!r} ({container.model.name}, "
+              f"{container.model.dim}-d) at http://{host}:{server.server_address[1]}/ "
+              f"(code from {container.module.__file__})", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
     finally:
-        server.server_close()
+        if unpacked is not None:
+            shutil.rmtree(unpacked, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,44 @@
+# Cloud artifacts: the SageMaker model archive and the Lambda package (both byte-reproducible).
+#   make build                     dist/model.tar.gz + dist/lambda.zip
+#   make build BACKBONE=efficientnet-lite0 HEAD=path/to/head.onnx SAGEMAKER_PYTHON=3.11 LAMBDA_PYTHON=3.12
+#   make sagemaker-local           serve dist/model.tar.gz over SageMaker's wire protocol on 127.0.0.1
+BACKBONE ?= efficientnet-lite2
+HEAD ?=
+LAMBDA_PYTHON ?= 3.12
+SAGEMAKER_PYTHON ?= 3.11
+SAGEMAKER_PORT ?= 8080
+DIST := dist
+LAMBDA_DEPS := build/lambda-deps-$(LAMBDA_PYTHON)
+MODEL_WHEELS := build/model-wheels-py$(SAGEMAKER_PYTHON)
+MODEL_INPUTS := model_package/build.py model_package/constraints.txt $(wildcard model_package/code/*) \
+	lookalike/cloud/packaging.py \
+	lookalike/errors.py lookalike/imaging.py lookalike/preprocess.py $(wildcard lookalike/embedders/*.py) \
+	$(HEAD)
+LAMBDA_INPUTS := lambda/build.py lambda/handler.py lookalike/cloud/packaging.py $(wildcard lookalike/*.py) \
+	$(wildcard lookalike/index/*.py) $(wildcard lookalike/cloud/*.py)
+
+.PHONY: build build-model build-lambda sagemaker-local
+
+build: $(DIST)/model.tar.gz $(DIST)/lambda.zip ## Build dist/model.tar.gz (SageMaker) and dist/lambda.zip (Lambda)
+
+build-model: $(DIST)/model.tar.gz ## Build only the SageMaker model archive (BACKBONE=..., HEAD=head.onnx)
+
+build-lambda: $(DIST)/lambda.zip ## Build only the Lambda package (LAMBDA_PYTHON=3.12)
+
+$(MODEL_WHEELS).done: model_package/code/requirements.txt model_package/constraints.txt | venv
+	$(PY) model_package/build.py --wheels-only --wheels-dir $(MODEL_WHEELS) --python-version $(SAGEMAKER_PYTHON)
+	touch $@
+
+$(DIST)/model.tar.gz: $(MODEL_WHEELS).done $(MODEL_INPUTS) | venv
+	$(PY) model_package/build.py --out $@ --backbone $(BACKBONE) $(if $(HEAD),--head $(HEAD)) \
+		--wheels-dir $(MODEL_WHEELS) --python-version $(SAGEMAKER_PYTHON)
+
+$(LAMBDA_DEPS).done: lambda/requirements.txt | venv
+	$(PY) lambda/build.py --deps-only --deps-dir $(LAMBDA_DEPS) --python-version $(LAMBDA_PYTHON)
+	touch $@
+
+$(DIST)/lambda.zip: $(LAMBDA_DEPS).done $(LAMBDA_INPUTS) | venv
+	$(PY) lambda/build.py --out $@ --deps-dir $(LAMBDA_DEPS) --python-version $(LAMBDA_PYTHON)
+
+sagemaker-local: $(DIST)/model.tar.gz ## Serve the model archive like a SageMaker endpoint on 127.0.0.1:$(SAGEMAKER_PORT)
+	$(VENV)/bin/lookalike sagemaker-serve --model-dir $(DIST)/model.tar.gz --port $(SAGEMAKER_PORT)
