@@ -103,6 +103,7 @@ class Settings:
     opensearch_password: str | None = None
     opensearch_engine: str = "faiss"  # faiss | lucene (HNSW engine of a new index)
     opensearch_bulk_size: int = 500  # documents per _bulk request (also capped at ~5 MB)
+    opensearch_max_retries: int = 5  # retries with backoff on 429/5xx/connection errors (the Lambda uses 1)
     aws_region: str | None = None
     images_bucket: str | None = None
     images_prefix: str = "images/"

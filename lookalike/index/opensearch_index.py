@@ -191,7 +191,7 @@ class OpenSearchIndex:
         return cls.open(client, settings.opensearch_index, url=settings.opensearch_url, dim=dim, model=model,
                         create=create, recreate=recreate, engine=settings.opensearch_engine, m=settings.hnsw_m,
                         ef_construction=settings.hnsw_ef_construction, ef_search=settings.hnsw_ef_search,
-                        batch_size=settings.opensearch_bulk_size)
+                        batch_size=settings.opensearch_bulk_size, max_retries=settings.opensearch_max_retries)
 
     @classmethod
     def connect(cls, url: str, name: str, *, auth: str = "none", username: str | None = None,
