@@ -1,0 +1,39 @@
+environment = "prod"
+region      = "eu-west-1"
+name        = "lookalike-prod"
+
+log_retention_days = 365
+force_destroy      = false
+
+opensearch = {
+  engine_version         = "OpenSearch_2.17"
+  instance_type          = "r6g.large.search"
+  instance_count         = 2
+  zone_awareness_enabled = true
+  volume_size            = 20
+}
+
+# The role(s) `make deploy ENV=prod IMAGES=DIR` runs `lookalike cloud-index` as.
+# indexer_role_arns = ["arn:aws:iam::123456789012:role/lookalike-deployer"]
+
+sagemaker = {
+  image_tag         = "2.3.0-cpu-py311"
+  type              = "serverless"
+  memory_size_in_mb = 3072
+  max_concurrency   = 10
+}
+
+api = {
+  rate_limit      = 20
+  burst_limit     = 40
+  api_key_enabled = true
+  quota_limit     = 20000
+  quota_period    = "DAY"
+  # API Gateway stage logging needs the account-level CloudWatch role once per account/region.
+  manage_account_cloudwatch_role = true
+}
+
+website = {
+  hosting        = "cloudfront"
+  expose_api_key = false
+}

@@ -1,0 +1,295 @@
+"""The production plan, made offline (fake credentials, no AWS call) and read as JSON: every
+component present, configured as intended and wired to the others."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+
+import pytest
+
+from tests.conftest import ARTIFACTS
+
+from .helpers import FAKE_ACCOUNT, as_list, copy_tree, policy_statements
+
+pytestmark = pytest.mark.slow
+
+# Provider settings that make planning work without credentials; every endpoint points at a
+# closed local port so that an accidental API call fails at once instead of reaching AWS.
+OFFLINE_OVERRIDE = """
+terraform {
+  backend "local" {}
+}
+
+provider "aws" {
+  access_key                  = "AKIAOFFLINEPLAN00000"
+  secret_key                  = "offline"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  max_retries                 = 1
+
+  endpoints {
+%s
+  }
+}
+"""
+SERVICES = ["apigateway", "cloudfront", "iam", "kms", "lambda", "logs", "opensearch", "s3", "sagemaker", "sts"]
+TIMINGS = ARTIFACTS / "terraform-timings.json"
+
+
+def record_timing(name: str, seconds: float) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    timings[name] = round(seconds, 1)
+    TIMINGS.write_text(json.dumps(timings, indent=1, sort_keys=True))
+
+
+@pytest.fixture(scope="module")
+def prod_dir(terraform, tmp_path_factory, artifacts_dir, web_dir):
+    tree = copy_tree(tmp_path_factory.mktemp("plan") / "terraform")
+    env_dir = tree / "envs" / "prod"
+    endpoints = "\n".join(f'    {s} = "http://127.0.0.1:9"' for s in SERVICES)
+    (env_dir / "zz_offline_override.tf").write_text(OFFLINE_OVERRIDE % endpoints)
+    (env_dir / "zz_offline.auto.tfvars.json").write_text(json.dumps({
+        "account_id": FAKE_ACCOUNT, "artifacts_dir": str(artifacts_dir), "web_dir": str(web_dir),
+    }))
+    terraform.run(env_dir, "init", "-input=false", "-no-color")
+    return env_dir
+
+
+@pytest.fixture(scope="module")
+def plan(terraform, prod_dir) -> dict:
+    start = time.monotonic()
+    terraform.run(prod_dir, "plan", "-input=false", "-no-color", "-out=tfplan")
+    record_timing("plan_prod_offline_s", time.monotonic() - start)
+    return terraform.json(prod_dir, "show", "-json", "tfplan")
+
+
+def planned(plan: dict) -> dict[str, dict]:
+    """``{address: planned values}`` of every managed resource (unknown values are absent)."""
+    return {r["address"]: r["change"]["after"] for r in plan["resource_changes"] if r["mode"] == "managed"}
+
+
+def module_config(plan: dict, module: str) -> dict:
+    return plan["configuration"]["root_module"]["module_calls"][module]
+
+
+def resource_config(plan: dict, module: str, address: str) -> dict:
+    return next(r for r in module_config(plan, module)["module"]["resources"] if r["address"] == address)
+
+
+def refs(expression: dict) -> set[str]:
+    return set(expression.get("references", []))
+
+
+def test_every_component_is_planned(plan):
+    types = {r["type"] for r in plan["resource_changes"] if r["mode"] == "managed"}
+    assert {
+        "aws_s3_bucket", "aws_s3_object", "aws_s3_bucket_policy", "aws_kms_key",
+        "aws_opensearch_domain", "aws_opensearch_domain_policy", "aws_cloudwatch_log_resource_policy",
+        "aws_sagemaker_model", "aws_sagemaker_endpoint_configuration", "aws_sagemaker_endpoint",
+        "aws_lambda_function", "aws_lambda_permission", "aws_api_gateway_rest_api", "aws_api_gateway_method",
+        "aws_api_gateway_integration", "aws_api_gateway_deployment", "aws_api_gateway_stage",
+        "aws_api_gateway_method_settings", "aws_api_gateway_api_key", "aws_api_gateway_usage_plan",
+        "aws_api_gateway_usage_plan_key", "aws_api_gateway_account", "aws_cloudfront_distribution",
+        "aws_cloudfront_origin_access_control",
+    } <= types
+    assert all(r["change"]["actions"] == ["create"] for r in plan["resource_changes"] if r["mode"] == "managed")
+    assert {"api_url", "website_url", "opensearch_endpoint", "sagemaker_endpoint_name", "images_bucket"} <= set(plan["output_changes"])
+
+
+def test_buckets_are_private_versioned_and_encrypted(plan):
+    values = planned(plan)
+    buckets = {v["bucket"] for a, v in values.items() if a.endswith("aws_s3_bucket.this") or '.aws_s3_bucket.this["' in a}
+    assert buckets == {"lookalike-prod-artifacts", "lookalike-prod-images", "lookalike-prod-web"}
+    blocks = [v for a, v in values.items() if ".aws_s3_bucket_public_access_block." in a]
+    assert len(blocks) == 3
+    for block in blocks:  # prod serves the page through CloudFront: nothing is public
+        assert block["block_public_acls"] and block["block_public_policy"]
+        assert block["ignore_public_acls"] and block["restrict_public_buckets"]
+    assert not [a for a in values if "aws_s3_bucket_website_configuration" in a]
+    assert all(v.get("acl") in (None, "private") for a, v in values.items() if ".aws_s3_bucket.this" in a)
+    versioning = [v for a, v in values.items() if ".aws_s3_bucket_versioning." in a]
+    assert len(versioning) == 3 and all(v["versioning_configuration"][0]["status"] == "Enabled" for v in versioning)
+    sse = {a: v["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"]
+           for a, v in values.items() if "server_side_encryption_configuration" in a}
+    assert sorted(sse.values()) == ["AES256", "aws:kms", "aws:kms"]  # page assets: SSE-S3 (read via CloudFront)
+    kms = next(v for a, v in values.items() if a.endswith("aws_kms_key.this[0]"))
+    assert kms["enable_key_rotation"]
+
+
+def test_uploads_are_content_addressed(plan, artifacts_dir):
+    values = planned(plan)
+    model = values["module.artifacts.aws_s3_object.model[0]"]
+    lam = values["module.artifacts.aws_s3_object.lambda[0]"]
+    model_sha = hashlib.sha256((artifacts_dir / "model.tar.gz").read_bytes()).hexdigest()
+    lambda_bytes = (artifacts_dir / "lambda.zip").read_bytes()
+    assert model["key"] == f"models/{model_sha[:16]}/model.tar.gz" and model["source_hash"] == model_sha
+    assert lam["key"].startswith("lambda/") and lam["key"].endswith("/lambda.zip")
+    fn = values["module.search_api.aws_lambda_function.this"]
+    assert fn["s3_key"] == lam["key"]
+    assert fn["source_code_hash"] == base64.b64encode(hashlib.sha256(lambda_bytes).digest()).decode()
+
+
+def test_search_domain(plan):
+    domain = planned(plan)["module.search_domain.aws_opensearch_domain.this[0]"]
+    assert domain["engine_version"] == "OpenSearch_2.17" and domain["domain_name"] == "lookalike-prod"
+    cluster = domain["cluster_config"][0]
+    assert cluster["instance_type"] == "r6g.large.search" and cluster["instance_count"] == 2
+    assert cluster["zone_awareness_enabled"]
+    assert domain["ebs_options"][0]["ebs_enabled"] and domain["ebs_options"][0]["volume_size"] == 20
+    assert domain["encrypt_at_rest"][0]["enabled"] and domain["node_to_node_encryption"][0]["enabled"]
+    endpoint = domain["domain_endpoint_options"][0]
+    assert endpoint["enforce_https"] and endpoint["tls_security_policy"] == "Policy-Min-TLS-1-2-2019-07"
+    logs = {o["log_type"] for o in domain["log_publishing_options"]}
+    assert logs == {"INDEX_SLOW_LOGS", "SEARCH_SLOW_LOGS", "ES_APPLICATION_LOGS"}
+    assert all(o["enabled"] for o in domain["log_publishing_options"])
+
+
+def test_search_domain_access_is_role_scoped(plan):
+    """The domain policy grants es:ESHttp* methods to the Lambda role and the indexer roles only."""
+    call = module_config(plan, "search_domain")["expressions"]
+    assert "module.search_api.role_arn" in refs(call["reader_role_arns"])
+    assert "var.indexer_role_arns" in refs(call["writer_role_arns"])
+    for name, var in (("readers", "var.reader_role_arns"), ("writers", "var.writer_role_arns")):
+        doc = resource_config(plan, "search_domain", f"data.aws_iam_policy_document.{name}")
+        for statement in doc["expressions"]["statement"]:
+            actions = statement["actions"]["constant_value"]
+            assert actions and all(a.startswith("es:ESHttp") and "*" not in a for a in actions)
+            principal = statement["principals"][0]
+            assert principal["type"]["constant_value"] == "AWS"
+            assert refs(principal["identifiers"]) == {var}
+
+
+def test_wildcard_principals_are_rejected(terraform, prod_dir):
+    proc = terraform.run(prod_dir, "plan", "-input=false", "-no-color", "-var", 'indexer_role_arns=["*"]', check=False)
+    assert proc.returncode != 0
+    message = " ".join(proc.stderr.replace("│", " ").split())
+    assert 'writer_role_arns must hold IAM role ARNs' in message and 'wildcards and "*" are not accepted' in message
+
+
+def test_inference_endpoint(plan):
+    values = planned(plan)
+    model = values["module.inference_endpoint.aws_sagemaker_model.this"]
+    container = model["primary_container"][0]
+    # Looked up by the provider from its table of AWS Deep Learning Container registries.
+    assert container["image"] == "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.3.0-cpu-py311"
+    assert container["environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert container["environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
+    assert model["enable_network_isolation"] is False  # serverless endpoints do not support it
+    config = values["module.inference_endpoint.aws_sagemaker_endpoint_configuration.this"]
+    variant = config["production_variants"][0]
+    assert variant["serverless_config"][0]["memory_size_in_mb"] == 3072
+    assert variant["serverless_config"][0]["max_concurrency"] == 10
+    assert values["module.inference_endpoint.aws_sagemaker_endpoint.this"]["name"] == "lookalike-prod"
+    call = module_config(plan, "inference_endpoint")["expressions"]
+    assert "module.artifacts.model_archive_url" in refs(call["model_data_url"])
+    assert "module.artifacts.model_archive_object_arn" in refs(call["model_data_object_arn"])
+    role_doc = resource_config(plan, "inference_endpoint", "data.aws_iam_policy_document.this")
+    read = next(s for s in role_doc["expressions"]["statement"] if s.get("sid", {}).get("constant_value") == "ReadModelArchive")
+    assert read["actions"]["constant_value"] == ["s3:GetObject"]
+    assert refs(read["resources"]) == {"var.model_data_object_arn"}
+
+
+def test_search_api_is_wired_to_endpoint_domain_and_page(plan):
+    values = planned(plan)
+    fn = values["module.search_api.aws_lambda_function.this"]
+    assert fn["handler"] == "handler.handler" and fn["runtime"] == "python3.12"
+    assert fn["tracing_config"][0]["mode"] == "Active"
+    call = module_config(plan, "search_api")["expressions"]
+    assert "module.inference_endpoint.endpoint_name" in refs(call["sagemaker_endpoint_name"])
+    assert "module.inference_endpoint.endpoint_arn" in refs(call["sagemaker_endpoint_arn"])
+    assert {"module.search_domain.url", "module.search_domain.domain_arn"} <= refs(call["opensearch"])
+    assert "module.frontend_site.origin" in refs(call["cors_origins"])
+    assert "module.artifacts.lambda_package" in refs(call["package"])
+    assert "module.artifacts.images_bucket_name" in refs(call["images"])
+    env = resource_config(plan, "search_api", "aws_lambda_function.this")["expressions"]["environment"][0]
+    assert refs(env["variables"]) == {"local.environment"}
+    integration = resource_config(plan, "search_api", "aws_api_gateway_integration.search_post")["expressions"]
+    assert "aws_lambda_function.this.invoke_arn" in refs(integration["uri"])
+    assert values["module.search_api.aws_api_gateway_integration.search_post"]["type"] == "AWS_PROXY"
+    permission = values["module.search_api.aws_lambda_permission.api"]
+    assert permission["principal"] == "apigateway.amazonaws.com" and permission["action"] == "lambda:InvokeFunction"
+    assert "aws_api_gateway_rest_api.this.execution_arn" in refs(
+        resource_config(plan, "search_api", "aws_lambda_permission.api")["expressions"]["source_arn"])
+    page_call = module_config(plan, "frontend_site")["expressions"]
+    assert "module.search_api.api_url" in refs(page_call["api_url"])
+
+
+def test_api_methods_throttling_and_key(plan):
+    values = planned(plan)
+    post = values["module.search_api.aws_api_gateway_method.search_post"]
+    assert post["http_method"] == "POST" and post["api_key_required"]
+    options = values["module.search_api.aws_api_gateway_method.search_options"]
+    assert options["http_method"] == "OPTIONS" and options["authorization"] == "NONE"
+    assert values["module.search_api.aws_api_gateway_integration.search_options"]["type"] == "MOCK"
+    assert values["module.search_api.aws_api_gateway_resource.search"]["path_part"] == "search"
+    settings = values["module.search_api.aws_api_gateway_method_settings.all"]["settings"][0]
+    assert settings["throttling_rate_limit"] == 20 and settings["throttling_burst_limit"] == 40
+    stage = values["module.search_api.aws_api_gateway_stage.this"]
+    assert stage["stage_name"] == "v1" and stage["xray_tracing_enabled"] and stage["access_log_settings"]
+    plan_quota = values["module.search_api.aws_api_gateway_usage_plan.this[0]"]["quota_settings"][0]
+    assert plan_quota == {"limit": 20000, "offset": 0, "period": "DAY"}
+
+
+def test_page_served_by_cloudfront_with_origin_access_control(plan, web_dir):
+    values = planned(plan)
+    dist = values["module.frontend_site.aws_cloudfront_distribution.this[0]"]
+    assert dist["default_root_object"] == "index.html"
+    behaviour = dist["default_cache_behavior"][0]
+    assert behaviour["viewer_protocol_policy"] == "redirect-to-https"
+    assert values["module.frontend_site.aws_cloudfront_origin_access_control.this[0]"]["signing_behavior"] == "always"
+    objects = {v["key"]: v for a, v in values.items() if a.startswith("module.frontend_site.aws_s3_object.")}
+    assert objects["index.html"]["content_type"].startswith("text/html")
+    assert objects["config.js"]["content_type"].startswith("text/javascript")
+    expected = {p.relative_to(web_dir).as_posix() for p in web_dir.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    assert set(objects) == expected | {"config.js"}
+    for key, obj in objects.items():
+        if key.endswith(".css"):
+            assert obj["content_type"].startswith("text/css")
+        if key.endswith(".js"):
+            assert obj["content_type"].startswith("text/javascript")
+
+
+def test_no_static_policy_grants_to_anyone(plan):
+    """In every policy document written in the code: '*' principals only in Deny statements
+    (TLS-only) or in the explicitly chosen public website statement; no '*' or 'es:*' actions."""
+    checked = 0
+    for name, call in plan["configuration"]["root_module"]["module_calls"].items():
+        for res in call["module"]["resources"]:
+            if res["type"] != "aws_iam_policy_document":
+                continue
+            for statement in res.get("expressions", {}).get("statement", []):
+                checked += 1
+                actions = statement.get("actions", {}).get("constant_value", [])
+                assert "*" not in actions and "es:*" not in actions, (name, res["address"])
+                if "kms:*" in actions:
+                    assert (name, res["address"]) == ("artifacts", "data.aws_iam_policy_document.kms")
+                effect = statement.get("effect", {}).get("constant_value", "Allow")
+                for principal in statement.get("principals", []):
+                    ids = principal["identifiers"].get("constant_value", [])
+                    if "*" in as_list(ids):
+                        public_site = (name, res["address"]) == ("frontend_site", "data.aws_iam_policy_document.public_read")
+                        assert effect == "Deny" or (public_site and actions == ["s3:GetObject"]), (name, res["address"])
+    assert checked >= 15
+
+
+def test_kms_key_policy(plan):
+    kms = planned(plan)["module.artifacts.aws_kms_key.this[0]"]
+    statements = policy_statements(kms["policy"])
+    principals = [s["Principal"] for s in statements]
+    assert {"AWS": f"arn:aws:iam::{FAKE_ACCOUNT}:root"} in principals
+    assert {"Service": "logs.eu-west-1.amazonaws.com"} in principals
+    assert "*" not in principals and {"AWS": "*"} not in principals
+
+
+def test_missing_build_stops_the_plan(terraform, prod_dir, tmp_path):
+    proc = terraform.run(prod_dir, "plan", "-input=false", "-no-color", "-var", f"artifacts_dir={tmp_path}", check=False)
+    assert proc.returncode != 0
+    message = " ".join(proc.stderr.replace("│", " ").split())
+    assert f"No model archive at {tmp_path}/model.tar.gz: run `make build` first." in message
+    assert f"No Lambda package at {tmp_path}/lambda.zip: run `make build` first." in message
