@@ -64,7 +64,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = _settings(args, workers=args.workers, hnsw_threshold=args.hnsw_threshold, hnsw_m=args.hnsw_m,
                          hnsw_ef_construction=args.ef_construction, hnsw_ef_search=args.ef_search)
-    embedder = embedder_from_settings(settings)
+    embedder = embedder_from_settings(settings, spinning=False)  # leave idle cores to the preprocessing threads
     index = open_index("faiss", settings=settings, dim=embedder.dim, model=model_info(embedder), create=True)
     check_compatible(embedder, index)
     try:

@@ -18,7 +18,7 @@ from .base import l2_normalise
 logger = logging.getLogger(__name__)
 
 
-def _session(path: Path, threads: int):
+def _session(path: Path, threads: int, spinning: bool = True):
     import onnxruntime as ort
 
     if not Path(path).is_file():
@@ -27,6 +27,10 @@ def _session(path: Path, threads: int):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    if not spinning:
+        # Idle ONNX Runtime threads normally spin waiting for work; during ingest that steals the
+        # cores the decode/preprocess threads need, so there they sleep instead.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
@@ -46,16 +50,16 @@ class OnnxEmbedder:
     """
 
     def __init__(self, model_path: Path, spec: PreprocessSpec, *, name: str | None = None,
-                 head_path: Path | None = None, batch_size: int = 32, threads: int = 0):
+                 head_path: Path | None = None, batch_size: int = 32, threads: int = 0, spinning: bool = True):
         self.model_path = Path(model_path)
         self.spec = spec
         self.batch_size = batch_size
-        self._session = _session(self.model_path, threads)
+        self._session = _session(self.model_path, threads, spinning)
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
             raise ConfigError(f"{model_path}: expected one input (n, 3, H, W), found {len(inputs)}")
         self._input = inputs[0].name
-        self._head = _session(head_path, threads) if head_path else None
+        self._head = _session(head_path, threads, spinning) if head_path else None
         self.head_path = Path(head_path) if head_path else None
         base = name or self.model_path.stem
         self.name = f"{base}+{self.head_path.stem}" if self.head_path else base
