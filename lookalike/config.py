@@ -158,6 +158,7 @@ class Settings:
         need(self.opensearch_engine in {"faiss", "lucene"}, "opensearch_engine", self.opensearch_engine,
              "must be faiss or lucene (nmslib is deprecated)")
         need(self.opensearch_bulk_size >= 1, "opensearch_bulk_size", self.opensearch_bulk_size, "must be >= 1")
+        need(self.opensearch_max_retries >= 0, "opensearch_max_retries", self.opensearch_max_retries, "must be >= 0")
         need("*" not in self.cors_origins or len(self.cors_origins) == 1, "cors_origins", self.cors_origins,
              "'*' cannot be combined with other origins")
 

@@ -43,7 +43,7 @@ tf-outputs: tf-init ## Print the stack's outputs, API key included
 	@echo "api_key = $$($(TF) -chdir=$(TF_DIR) output -raw api_key 2>/dev/null || echo null)"
 
 tf-fmt: ## Format all Terraform files
-	$(TF) fmt -recursive terraform
+	$(TF) fmt -recursive terraform tests/terraform/fixtures
 
 tf-validate: ## Validate every Terraform module and environment offline (no backend, no AWS)
 	@for d in terraform/modules/* terraform/envs/*; do \

@@ -4,32 +4,21 @@ small stand-ins for the `make build` artifacts and the web page."""
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from .helpers import ROOT, WEB_DIR, Terraform
+from .helpers import WEB_DIR, Terraform, find_terraform
 
 
 @pytest.fixture(scope="session")
 def terraform(tmp_path_factory) -> Terraform:
-    binary = shutil.which("terraform")
-    if binary is None:
+    found = find_terraform(tmp_path_factory.mktemp("tfcli"))
+    if found is None:
         pytest.skip("terraform is not installed (https://developer.hashicorp.com/terraform/install)")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
-    cfg = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "tf_cli_config.sh"), str(tmp_path_factory.mktemp("tfcli"))],
-        capture_output=True, text=True, check=True, env={**env, "TF_CLI_CONFIG_FILE": os.environ.get("TF_CLI_CONFIG_FILE", "")},
-    ).stdout.strip()
-    if cfg:
-        env["TF_CLI_CONFIG_FILE"] = cfg
-    env.update(TF_IN_AUTOMATION="1", TF_INPUT="0", CHECKPOINT_DISABLE="1", AWS_EC2_METADATA_DISABLED="true")
-    return Terraform(binary, env)
+    return found
 
 
 @pytest.fixture(scope="session")

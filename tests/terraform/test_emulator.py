@@ -7,96 +7,38 @@ moto's control planes stand in for AWS here; nothing runs the Lambda code or the
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, wait_http
-
-from .helpers import FAKE_ACCOUNT, ROOT, as_list, copy_tree, policy_statements
-from .test_plan import SERVICES, record_timing
+from .helpers import (
+    CONFIG_JS, FAKE_ACCOUNT, REGION, STACK, as_list, aws_client, copy_tree, local_aws_root, policy_statements, record_timing,
+    running_moto,
+)
 
 pytestmark = pytest.mark.slow
 
-REGION = "eu-west-1"
 EXISTING_OPENSEARCH = "search-existing.emulator.test"
 EXISTING_DOMAIN_ARN = f"arn:aws:es:{REGION}:{FAKE_ACCOUNT}:domain/existing"
-CONFIG_JS = re.compile(r'^window\.LOOKALIKE_CONFIG = \{ apiBase: "(?P<api>[^"]+)", apiKey: "(?P<key>[^"]*)" \};\n$')
-
-EMULATOR_OVERRIDE = """
-terraform {
-  backend "local" {}
-}
-
-provider "aws" {
-  access_key                  = "testing"
-  secret_key                  = "testing"
-  skip_credentials_validation = true
-  skip_requesting_account_id  = true
-  skip_metadata_api_check     = true
-  skip_region_validation      = true
-  s3_use_path_style           = true
-
-  endpoints {
-%s
-  }
-}
-"""
 
 
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory):
-    """moto server on 127.0.0.1 (IAM's AWS managed policies loaded), stopped by PID."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("moto_server.py")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/moto-api/", timeout=60, proc=proc)
-        import httpx
-
-        httpx.post(f"{url}/moto-api/config", json={"lambda": {"use_docker": False}}, timeout=10).raise_for_status()
+    with running_moto(tmp_path_factory.mktemp("moto") / "moto.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def client(service: str, url: str):
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        service, endpoint_url=url, region_name=REGION, aws_access_key_id="testing",
-        aws_secret_access_key="testing", config=Config(s3={"addressing_style": "path"}),
-    )
 
 
 @pytest.fixture(scope="module")
 def dev_stack(terraform, tmp_path_factory, moto_url, artifacts_dir, web_dir):
     """envs/dev applied against moto; yields (env dir, outputs, state); destroys at the end."""
     tree = copy_tree(tmp_path_factory.mktemp("emulator") / "terraform")
-    env_dir = tree / "envs" / "dev"
-    endpoints = "\n".join(f'    {s} = "{moto_url}"' for s in SERVICES)
-    (env_dir / "zz_emulator_override.tf").write_text(EMULATOR_OVERRIDE % endpoints)
-    (env_dir / "zz_emulator.auto.tfvars.json").write_text(json.dumps({
-        "artifacts_dir": str(artifacts_dir),
-        "web_dir": str(web_dir),
-        "opensearch": {"create": False, "existing_endpoint": EXISTING_OPENSEARCH, "existing_domain_arn": EXISTING_DOMAIN_ARN},
-    }))
+    env_dir = local_aws_root(
+        tree / "envs" / "dev", moto_url,
+        module_inputs={"lookalike": {"artifacts_dir": str(artifacts_dir), "web_dir": str(web_dir)}},
+        values={"opensearch": {"create": False, "existing_endpoint": EXISTING_OPENSEARCH,
+                               "existing_domain_arn": EXISTING_DOMAIN_ARN}},
+    )
     terraform.run(env_dir, "init", "-input=false", "-no-color")
     start = time.monotonic()
     try:
@@ -140,7 +82,7 @@ def test_outputs(dev_stack):
 
 
 def test_buckets(dev_stack, moto_url, artifacts_dir):
-    s3 = client("s3", moto_url)
+    s3 = aws_client("s3", moto_url)
     names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert {"lookalike-dev-artifacts", "lookalike-dev-images", "lookalike-dev-web"} <= names
     for bucket in ("lookalike-dev-artifacts", "lookalike-dev-images"):
@@ -161,7 +103,7 @@ def test_buckets(dev_stack, moto_url, artifacts_dir):
 
 def test_website_bucket_serves_page_and_config(dev_stack, moto_url, web_dir):
     _, outputs, _ = dev_stack
-    s3 = client("s3", moto_url)
+    s3 = aws_client("s3", moto_url)
     website = s3.get_bucket_website(Bucket="lookalike-dev-web")
     assert website["IndexDocument"]["Suffix"] == "index.html"
     block = s3.get_public_access_block(Bucket="lookalike-dev-web")["PublicAccessBlockConfiguration"]
@@ -180,13 +122,13 @@ def test_website_bucket_serves_page_and_config(dev_stack, moto_url, web_dir):
     assert match, "config.js must read window.LOOKALIKE_CONFIG = { apiBase: \"...\", apiKey: \"...\" };"
     assert match["api"] == outputs["api_url"]
     # dev opts in to exposing the key (website.expose_api_key = true): it must be the real one.
-    keys = client("apigateway", moto_url).get_api_keys(includeValues=True)["items"]
+    keys = aws_client("apigateway", moto_url).get_api_keys(includeValues=True)["items"]
     assert match["key"] == next(k["value"] for k in keys if k["name"] == "lookalike-dev-search")
 
 
 def test_lambda_function(dev_stack, moto_url):
     _, outputs, _ = dev_stack
-    fn = client("lambda", moto_url).get_function(FunctionName="lookalike-dev-search")["Configuration"]
+    fn = aws_client("lambda", moto_url).get_function(FunctionName="lookalike-dev-search")["Configuration"]
     assert fn["Handler"] == "handler.handler" and fn["Runtime"] == "python3.12"
     assert fn["Timeout"] == 29 and fn["TracingConfig"]["Mode"] == "Active"
     assert fn["Role"] == f"arn:aws:iam::{FAKE_ACCOUNT}:role/lookalike-dev-search-lambda"
@@ -195,6 +137,7 @@ def test_lambda_function(dev_stack, moto_url):
         "LOOKALIKE_OPENSEARCH_URL": f"https://{EXISTING_OPENSEARCH}",
         "LOOKALIKE_OPENSEARCH_INDEX": "lookalike",
         "LOOKALIKE_OPENSEARCH_AUTH": "sigv4",
+        "LOOKALIKE_OPENSEARCH_MAX_RETRIES": "1",
         "LOOKALIKE_IMAGES_BUCKET": "lookalike-dev-images",
         "LOOKALIKE_IMAGES_PREFIX": "images/",
         "LOOKALIKE_CORS_ORIGINS": f"{outputs['website_url']},http://127.0.0.1:8000",
@@ -203,7 +146,7 @@ def test_lambda_function(dev_stack, moto_url):
 
 
 def test_rest_api(dev_stack, moto_url):
-    api = client("apigateway", moto_url)
+    api = aws_client("apigateway", moto_url)
     rest = next(a for a in api.get_rest_apis()["items"] if a["name"] == "lookalike-dev-search")
     resources = {r["path"]: r for r in api.get_resources(restApiId=rest["id"])["items"]}
     assert set(resources["/search"]["resourceMethods"]) == {"POST", "OPTIONS"}
@@ -232,14 +175,14 @@ def test_rest_api(dev_stack, moto_url):
     plan_keys = api.get_usage_plan_keys(usagePlanId=usage_plan["id"])["items"]
     assert [k["name"] for k in plan_keys] == ["lookalike-dev-search"]
 
-    policy = json.loads(client("lambda", moto_url).get_policy(FunctionName="lookalike-dev-search")["Policy"])
+    policy = json.loads(aws_client("lambda", moto_url).get_policy(FunctionName="lookalike-dev-search")["Policy"])
     (statement,) = policy["Statement"]
     assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
     assert statement["Condition"]["ArnLike"]["AWS:SourceArn"].endswith(f":{rest['id']}/*/POST/search")
 
 
 def test_sagemaker_endpoint(dev_stack, moto_url):
-    sm = client("sagemaker", moto_url)
+    sm = aws_client("sagemaker", moto_url)
     endpoint = sm.describe_endpoint(EndpointName="lookalike-dev")
     assert endpoint["EndpointStatus"] == "InService"
     config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
@@ -252,13 +195,13 @@ def test_sagemaker_endpoint(dev_stack, moto_url):
 
 
 def role_policy(moto_url: str, role: str) -> list[dict]:
-    iam = client("iam", moto_url)
+    iam = aws_client("iam", moto_url)
     (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
     return policy_statements(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
 
 
 def test_roles_are_least_privilege(dev_stack, moto_url):
-    iam = client("iam", moto_url)
+    iam = aws_client("iam", moto_url)
     lambda_trust = policy_statements(iam.get_role(RoleName="lookalike-dev-search-lambda")["Role"]["AssumeRolePolicyDocument"])
     assert lambda_trust[0]["Principal"] == {"Service": "lambda.amazonaws.com"}
     grants = {s["Sid"]: s for s in role_policy(moto_url, "lookalike-dev-search-lambda")}
@@ -294,9 +237,9 @@ def test_no_applied_policy_is_open(dev_stack):
                 assert "*" not in actions and "es:*" not in actions, address
                 principal = st.get("Principal")
                 if st["Effect"] == "Allow" and principal in ("*", {"AWS": "*"}):
-                    assert address == "module.frontend_site.aws_s3_bucket_policy.this" and actions == ["s3:GetObject"]
+                    assert address == f"{STACK}.module.frontend_site.aws_s3_bucket_policy.this" and actions == ["s3:GetObject"]
                 if "kms:*" in actions:
-                    assert address == "module.artifacts.aws_kms_key.this[0]"
+                    assert address == f"{STACK}.module.artifacts.aws_kms_key.this[0]"
                     assert principal == {"AWS": f"arn:aws:iam::{FAKE_ACCOUNT}:root"}
                 elif address.endswith("aws_kms_key.this[0]"):
                     assert principal in ({"AWS": f"arn:aws:iam::{FAKE_ACCOUNT}:root"}, {"Service": f"logs.{REGION}.amazonaws.com"})

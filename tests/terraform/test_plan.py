@@ -10,53 +10,22 @@ import time
 
 import pytest
 
-from tests.conftest import ARTIFACTS
-
-from .helpers import FAKE_ACCOUNT, as_list, copy_tree, policy_statements
+from .helpers import FAKE_ACCOUNT, STACK, as_list, copy_tree, local_aws_root, policy_statements, record_timing
 
 pytestmark = pytest.mark.slow
 
-# Provider settings that make planning work without credentials; every endpoint points at a
-# closed local port so that an accidental API call fails at once instead of reaching AWS.
-OFFLINE_OVERRIDE = """
-terraform {
-  backend "local" {}
-}
-
-provider "aws" {
-  access_key                  = "AKIAOFFLINEPLAN00000"
-  secret_key                  = "offline"
-  skip_credentials_validation = true
-  skip_requesting_account_id  = true
-  skip_metadata_api_check     = true
-  skip_region_validation      = true
-  max_retries                 = 1
-
-  endpoints {
-%s
-  }
-}
-"""
-SERVICES = ["apigateway", "cloudfront", "iam", "kms", "lambda", "logs", "opensearch", "s3", "sagemaker", "sts"]
-TIMINGS = ARTIFACTS / "terraform-timings.json"
-
-
-def record_timing(name: str, seconds: float) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
-    timings[name] = round(seconds, 1)
-    TIMINGS.write_text(json.dumps(timings, indent=1, sort_keys=True))
+# Every endpoint points at a closed local port so that an accidental API call fails at once
+# instead of reaching AWS.
+CLOSED_PORT = "http://127.0.0.1:9"
 
 
 @pytest.fixture(scope="module")
 def prod_dir(terraform, tmp_path_factory, artifacts_dir, web_dir):
+    """envs/prod as written, with a local backend, fake credentials and the stand-in build."""
     tree = copy_tree(tmp_path_factory.mktemp("plan") / "terraform")
-    env_dir = tree / "envs" / "prod"
-    endpoints = "\n".join(f'    {s} = "http://127.0.0.1:9"' for s in SERVICES)
-    (env_dir / "zz_offline_override.tf").write_text(OFFLINE_OVERRIDE % endpoints)
-    (env_dir / "zz_offline.auto.tfvars.json").write_text(json.dumps({
-        "account_id": FAKE_ACCOUNT, "artifacts_dir": str(artifacts_dir), "web_dir": str(web_dir),
-    }))
+    env_dir = local_aws_root(tree / "envs" / "prod", CLOSED_PORT, access_key="AKIAOFFLINEPLAN00000", max_retries=1,
+                             module_inputs={"lookalike": {"account_id": FAKE_ACCOUNT, "artifacts_dir": str(artifacts_dir),
+                                                          "web_dir": str(web_dir)}})
     terraform.run(env_dir, "init", "-input=false", "-no-color")
     return env_dir
 
@@ -70,12 +39,20 @@ def plan(terraform, prod_dir) -> dict:
 
 
 def planned(plan: dict) -> dict[str, dict]:
-    """``{address: planned values}`` of every managed resource (unknown values are absent)."""
-    return {r["address"]: r["change"]["after"] for r in plan["resource_changes"] if r["mode"] == "managed"}
+    """``{address in the stack: planned values}`` of every managed resource (unknown values are absent)."""
+    prefix = STACK + "."
+    managed = {r["address"]: r["change"]["after"] for r in plan["resource_changes"] if r["mode"] == "managed"}
+    assert all(a.startswith(prefix) for a in managed), "the environment creates everything through the stack"
+    return {a.removeprefix(prefix): v for a, v in managed.items()}
+
+
+def stack_calls(plan: dict) -> dict[str, dict]:
+    """The module calls inside the stack module, as configured."""
+    return plan["configuration"]["root_module"]["module_calls"]["lookalike"]["module"]["module_calls"]
 
 
 def module_config(plan: dict, module: str) -> dict:
-    return plan["configuration"]["root_module"]["module_calls"][module]
+    return stack_calls(plan)[module]
 
 
 def resource_config(plan: dict, module: str, address: str) -> dict:
@@ -154,7 +131,7 @@ def test_search_domain_access_is_role_scoped(plan):
     """The domain policy grants es:ESHttp* methods to the Lambda role and the indexer roles only."""
     call = module_config(plan, "search_domain")["expressions"]
     assert "module.search_api.role_arn" in refs(call["reader_role_arns"])
-    assert "var.indexer_role_arns" in refs(call["writer_role_arns"])
+    assert "var.opensearch.indexer_role_arns" in refs(call["writer_role_arns"])
     for name, var in (("readers", "var.reader_role_arns"), ("writers", "var.writer_role_arns")):
         doc = resource_config(plan, "search_domain", f"data.aws_iam_policy_document.{name}")
         for statement in doc["expressions"]["statement"]:
@@ -165,11 +142,19 @@ def test_search_domain_access_is_role_scoped(plan):
             assert refs(principal["identifiers"]) == {var}
 
 
-def test_wildcard_principals_are_rejected(terraform, prod_dir):
-    proc = terraform.run(prod_dir, "plan", "-input=false", "-no-color", "-var", 'indexer_role_arns=["*"]', check=False)
+def test_bad_settings_are_rejected_with_clear_messages(terraform, prod_dir, tmp_path):
+    settings = tmp_path / "bad.tfvars.json"
+    settings.write_text(json.dumps({
+        "opensearch": {"indexer_role_arns": ["*"]},
+        "api": {"api_key_enabled": False, "opensearch_max_retries": -1},
+        "website": {"expose_api_key": True},
+    }))
+    proc = terraform.run(prod_dir, "plan", "-input=false", "-no-color", f"-var-file={settings}", check=False)
     assert proc.returncode != 0
     message = " ".join(proc.stderr.replace("│", " ").split())
     assert 'writer_role_arns must hold IAM role ARNs' in message and 'wildcards and "*" are not accepted' in message
+    assert "opensearch_max_retries must be a whole number >= 0" in message
+    assert "website.expose_api_key = true needs api.api_key_enabled = true" in message
 
 
 def test_inference_endpoint(plan):
@@ -209,6 +194,18 @@ def test_search_api_is_wired_to_endpoint_domain_and_page(plan):
     assert "module.artifacts.images_bucket_name" in refs(call["images"])
     env = resource_config(plan, "search_api", "aws_lambda_function.this")["expressions"]["environment"][0]
     assert refs(env["variables"]) == {"local.environment"}
+    # A search waits for OpenSearch retries: one, not the library's five (~15 s before a 503).
+    assert "var.api.opensearch_max_retries" in refs(call["opensearch_max_retries"])
+    # From the output: a planned output keeps the values already known, where the provider plans
+    # the Lambda's environment as unknown as a whole.
+    lambda_env = plan["output_changes"]["lambda_environment"]
+    assert lambda_env["after"]["LOOKALIKE_OPENSEARCH_MAX_RETRIES"] == "1"
+    assert lambda_env["after"]["LOOKALIKE_OPENSEARCH_AUTH"] == "sigv4"
+    assert lambda_env["after"]["LOOKALIKE_SAGEMAKER_ENDPOINT"] == "lookalike-prod"
+    assert {"LOOKALIKE_OPENSEARCH_URL", "LOOKALIKE_CORS_ORIGINS"} <= set(lambda_env["after_unknown"])  # known after apply
+    # Bulk indexing is not waited on by anyone: cloud-index keeps the default retries.
+    index_env = plan["output_changes"]["cloud_index_environment"]
+    assert "LOOKALIKE_OPENSEARCH_MAX_RETRIES" not in {**index_env["after"], **(index_env["after_unknown"] or {})}
     integration = resource_config(plan, "search_api", "aws_api_gateway_integration.search_post")["expressions"]
     assert "aws_lambda_function.this.invoke_arn" in refs(integration["uri"])
     assert values["module.search_api.aws_api_gateway_integration.search_post"]["type"] == "AWS_PROXY"
@@ -259,7 +256,7 @@ def test_no_static_policy_grants_to_anyone(plan):
     """In every policy document written in the code: '*' principals only in Deny statements
     (TLS-only) or in the explicitly chosen public website statement; no '*' or 'es:*' actions."""
     checked = 0
-    for name, call in plan["configuration"]["root_module"]["module_calls"].items():
+    for name, call in stack_calls(plan).items():
         for res in call["module"]["resources"]:
             if res["type"] != "aws_iam_policy_document":
                 continue

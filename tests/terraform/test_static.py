@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .helpers import ENVS, MODULES, ROOT, TF_ROOT, copy_tree
+from .helpers import ENVS, FIXTURES, MODULES, ROOT, TF_ROOT, copy_tree
 
 CHECKOV_VENV = ROOT / ".cache" / "checkov-venv"
+# Inputs of an environment that configure the provider (providers.tf) rather than the stack.
+PROVIDER_INPUTS = {"environment", "region"}
 
 
 def blocks(text: str, kind: str) -> dict[str, str]:
@@ -28,7 +31,7 @@ def blocks(text: str, kind: str) -> dict[str, str]:
 
 
 def test_terraform_fmt(terraform):
-    proc = terraform.run(ROOT, "fmt", "-check", "-recursive", "-diff", "terraform", check=False)
+    proc = terraform.run(ROOT, "fmt", "-check", "-recursive", "-diff", "terraform", "tests/terraform/fixtures", check=False)
     assert proc.returncode == 0, f"Run `make tf-fmt`:\n{proc.stdout}{proc.stderr}"
 
 
@@ -38,7 +41,9 @@ def test_module_layout(module):
     for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
         assert (path / name).is_file(), f"{module} lacks {name}"
     text = "\n".join(p.read_text() for p in path.glob("*.tf"))
-    assert re.search(r'^resource "[a-z0-9_]+" "this" \{', text, flags=re.M), f"{module} has no main resource named `this`"
+    main_resource = re.search(r'^resource "[a-z0-9_]+" "this" \{', text, flags=re.M)
+    composition = re.search(r'^module "[a-z0-9_]+" \{', text, flags=re.M)  # e.g. stack: calls the others
+    assert main_resource or composition, f"{module} has neither a main resource named `this` nor module calls"
     assert 'version = "~> 5.0"' in (path / "versions.tf").read_text()
 
     variables = blocks((path / "variables.tf").read_text(), "variable")
@@ -55,21 +60,43 @@ def test_module_layout(module):
         assert re.search(r"^\s*description\s*=", body, flags=re.M), f"{module}: output {name} lacks a description"
 
 
-def test_envs_share_one_definition():
-    """dev and prod differ only in terraform.tfvars and the state key, never in wiring."""
+def test_envs_are_one_call_of_the_stack():
+    """An env is the stack module with its own terraform.tfvars: dev and prod share every .tf
+    file but versions.tf (the state key), declare only what they pass on, re-export every output."""
     for name in ("main.tf", "variables.tf", "outputs.tf", "providers.tf"):
         assert (TF_ROOT / "envs/dev" / name).read_text() == (TF_ROOT / "envs/prod" / name).read_text(), name
+    stack = TF_ROOT / "modules" / "stack"
+    stack_inputs = set(blocks((stack / "variables.tf").read_text(), "variable"))
+    stack_outputs = set(blocks((stack / "outputs.tf").read_text(), "output"))
     for env in ENVS:
-        versions = (TF_ROOT / "envs" / env / "versions.tf").read_text()
+        path = TF_ROOT / "envs" / env
+        assert {p.name for p in path.glob("*.tf")} == {"main.tf", "variables.tf", "outputs.tf", "providers.tf", "versions.tf"}
+        main = (path / "main.tf").read_text()
+        assert not re.search(r"^(resource|data|locals|output|variable) ", main, flags=re.M), f"{env}/main.tf: only the module call"
+        calls = blocks(main, "module")
+        assert list(calls) == ["lookalike"] and 'source = "../../modules/stack"' in calls["lookalike"], calls
+        passed = re.findall(r"^\s*(\w+)\s*=\s*var\.(\w+)\s*$", calls["lookalike"], flags=re.M)
+        assert passed and all(arg == var for arg, var in passed), f"{env}: pass inputs on under their own names"
+        assert {arg for arg, _ in passed} <= stack_inputs
+        declared = set(blocks((path / "variables.tf").read_text(), "variable"))
+        assert declared == {arg for arg, _ in passed} | PROVIDER_INPUTS
+        assert set(re.findall(r"^(\w+)\s*=", (path / "terraform.tfvars").read_text(), flags=re.M)) == declared
+        outputs = blocks((path / "outputs.tf").read_text(), "output")
+        assert set(outputs) == stack_outputs
+        for name, body in outputs.items():
+            assert re.search(rf"value\s*=\s*module\.lookalike\.{name}\s", body + " "), f"{env}: output {name}"
+        versions = (path / "versions.tf").read_text()
         assert f'key          = "lookalike/{env}/terraform.tfstate"' in versions
         assert "use_lockfile = true" in versions and "encrypt      = true" in versions
 
 
 @pytest.mark.slow
 def test_validate_every_module_and_env(terraform, tmp_path):
-    """`terraform init -backend=false && terraform validate` for each module and env, offline."""
+    """`terraform init -backend=false && terraform validate` for each module, env and test root, offline."""
     tree = copy_tree(tmp_path / "terraform")
-    for path in [tree / "modules" / m for m in MODULES] + [tree / "envs" / e for e in ENVS]:
+    fixtures = shutil.copytree(FIXTURES, tree / "fixtures")  # test roots, placed beside the modules they call
+    roots = [tree / "modules" / m for m in MODULES] + [tree / "envs" / e for e in ENVS]
+    for path in roots + sorted(p for p in fixtures.iterdir() if p.is_dir()):
         terraform.run(path, "init", "-backend=false", "-input=false", "-no-color", timeout=300)
         result = terraform.json(path, "validate", "-json", "-no-color")
         assert result["valid"], f"{path.name}: {json.dumps(result['diagnostics'], indent=1)}"

@@ -1,54 +1,15 @@
-output "api_url" {
-  description = "Invoke URL of the search API stage; POST <api_url>/search."
-  value       = module.search_api.api_url
-}
+# The stack's outputs (described in terraform/modules/stack/outputs.tf).
+output "api_url" { value = module.lookalike.api_url }
+output "website_url" { value = module.lookalike.website_url }
+output "opensearch_endpoint" { value = module.lookalike.opensearch_endpoint }
+output "sagemaker_endpoint_name" { value = module.lookalike.sagemaker_endpoint_name }
+output "images_bucket" { value = module.lookalike.images_bucket }
+output "images_prefix" { value = module.lookalike.images_prefix }
+output "lambda_function_name" { value = module.lookalike.lambda_function_name }
+output "cloud_index_environment" { value = module.lookalike.cloud_index_environment }
+output "lambda_environment" { value = module.lookalike.lambda_environment }
 
 output "api_key" {
-  description = "API key for the x-api-key header (`terraform output -raw api_key`); null when keys are off."
-  value       = module.search_api.api_key
-  sensitive   = true
-}
-
-output "website_url" {
-  description = "URL of the search page."
-  value       = module.frontend_site.website_url
-}
-
-output "opensearch_endpoint" {
-  description = "Host name of the OpenSearch endpoint."
-  value       = module.search_domain.endpoint
-}
-
-output "sagemaker_endpoint_name" {
-  description = "Name of the SageMaker endpoint embedding query images."
-  value       = module.inference_endpoint.endpoint_name
-}
-
-output "images_bucket" {
-  description = "Bucket the indexed images are uploaded to (under images_prefix)."
-  value       = module.artifacts.images_bucket_name
-}
-
-output "images_prefix" {
-  description = "Key prefix of the indexed images."
-  value       = module.artifacts.images_prefix
-}
-
-output "lambda_function_name" {
-  description = "Name of the search Lambda function."
-  value       = module.search_api.function_name
-}
-
-output "cloud_index_environment" {
-  description = "Environment for `lookalike cloud-index` against this stack (what `make deploy IMAGES=DIR` exports)."
-  value = {
-    AWS_REGION                   = var.region
-    AWS_DEFAULT_REGION           = var.region
-    LOOKALIKE_SAGEMAKER_ENDPOINT = module.inference_endpoint.endpoint_name
-    LOOKALIKE_OPENSEARCH_URL     = module.search_domain.url
-    LOOKALIKE_OPENSEARCH_INDEX   = var.opensearch.index
-    LOOKALIKE_OPENSEARCH_AUTH    = "sigv4"
-    LOOKALIKE_IMAGES_BUCKET      = module.artifacts.images_bucket_name
-    LOOKALIKE_IMAGES_PREFIX      = module.artifacts.images_prefix
-  }
+  value     = module.lookalike.api_key
+  sensitive = true
 }

@@ -11,10 +11,11 @@ opensearch = {
   instance_type  = "t3.small.search"
   instance_count = 1
   volume_size    = 10
-}
 
-# The role(s) `make deploy ENV=dev IMAGES=DIR` runs `lookalike cloud-index` as.
-# indexer_role_arns = ["arn:aws:iam::123456789012:role/lookalike-deployer"]
+  # The role(s) `make deploy ENV=dev IMAGES=DIR` runs `lookalike cloud-index` as: they may
+  # create and fill the index (nobody else gets into the domain).
+  # indexer_role_arns = ["arn:aws:iam::123456789012:role/lookalike-deployer"]
+}
 
 sagemaker = {
   image_tag         = "2.3.0-cpu-py311"

@@ -11,10 +11,11 @@ opensearch = {
   instance_count         = 2
   zone_awareness_enabled = true
   volume_size            = 20
-}
 
-# The role(s) `make deploy ENV=prod IMAGES=DIR` runs `lookalike cloud-index` as.
-# indexer_role_arns = ["arn:aws:iam::123456789012:role/lookalike-deployer"]
+  # The role(s) `make deploy ENV=prod IMAGES=DIR` runs `lookalike cloud-index` as: they may
+  # create and fill the index (nobody else gets into the domain).
+  # indexer_role_arns = ["arn:aws:iam::123456789012:role/lookalike-deployer"]
+}
 
 sagemaker = {
   image_tag         = "2.3.0-cpu-py311"

@@ -6,14 +6,15 @@ data "aws_region" "current" {}
 
 locals {
   environment = merge({
-    LOOKALIKE_SAGEMAKER_ENDPOINT = var.sagemaker_endpoint_name
-    LOOKALIKE_OPENSEARCH_URL     = var.opensearch.url
-    LOOKALIKE_OPENSEARCH_INDEX   = var.opensearch.index
-    LOOKALIKE_OPENSEARCH_AUTH    = "sigv4"
-    LOOKALIKE_IMAGES_BUCKET      = var.images.bucket_name
-    LOOKALIKE_IMAGES_PREFIX      = var.images.prefix
-    LOOKALIKE_CORS_ORIGINS       = join(",", var.cors_origins)
-    LOOKALIKE_URL_TTL_SECONDS    = tostring(var.images.url_ttl_seconds)
+    LOOKALIKE_SAGEMAKER_ENDPOINT     = var.sagemaker_endpoint_name
+    LOOKALIKE_OPENSEARCH_URL         = var.opensearch.url
+    LOOKALIKE_OPENSEARCH_INDEX       = var.opensearch.index
+    LOOKALIKE_OPENSEARCH_AUTH        = "sigv4"
+    LOOKALIKE_OPENSEARCH_MAX_RETRIES = tostring(var.opensearch_max_retries)
+    LOOKALIKE_IMAGES_BUCKET          = var.images.bucket_name
+    LOOKALIKE_IMAGES_PREFIX          = var.images.prefix
+    LOOKALIKE_CORS_ORIGINS           = join(",", var.cors_origins)
+    LOOKALIKE_URL_TTL_SECONDS        = tostring(var.images.url_ttl_seconds)
   }, var.environment)
 }
 

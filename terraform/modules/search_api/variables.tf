@@ -102,6 +102,18 @@ variable "opensearch" {
   }
 }
 
+variable "opensearch_max_retries" {
+  description = "Retries of an OpenSearch request that failed with 429, 5xx or a connection error, each after a growing back-off (LOOKALIKE_OPENSEARCH_MAX_RETRIES). Keep it low: the API answers synchronously and API Gateway gives up after 29 s; the library default of 5 takes about 15 s before a 503."
+  type        = number
+  default     = 1
+  nullable    = false
+
+  validation {
+    condition     = var.opensearch_max_retries >= 0 && floor(var.opensearch_max_retries) == var.opensearch_max_retries
+    error_message = "opensearch_max_retries must be a whole number >= 0 (0 fails at once; 1 or 2 suit a synchronous API)."
+  }
+}
+
 variable "images" {
   description = "Where the indexed images live: the function signs GET URLs for objects under bucket/prefix, valid for url_ttl_seconds."
   type = object({
