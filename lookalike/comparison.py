@@ -20,7 +20,7 @@ import numpy as np
 
 from .datasets import class_split, indices_of, stratified_split, train_test
 from .errors import ConfigError
-from .evaluate import Gallery, embed_timer, evaluate_approach
+from .evaluate import Gallery, evaluate_approach, time_approaches
 from .triplet import TripletConfig
 
 logger = logging.getLogger(__name__)
@@ -85,11 +85,9 @@ class Run:
             self.log(f"saved {self.models_out / name}")
 
 
-def _gallery(run: Run, dataset, timing: bool) -> Gallery:
-    o = run.options
-    rows = np.random.default_rng(o.seed).permutation(len(dataset))
-    timer = embed_timer(dataset, rows[:o.timing_images], run.embedder) if timing else None
-    return Gallery(list(dataset.labels), dataset, rows[:o.timing_queries], run.workdir, timer)
+def _gallery(run: Run, dataset) -> Gallery:
+    rows = np.random.default_rng(run.options.seed).permutation(len(dataset))
+    return Gallery(list(dataset.labels), dataset, rows[:max(run.options.timing_queries, 1)], run.workdir)
 
 
 def _fit_val(labels: list[str], run: Run) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +169,12 @@ def run_comparison(spec: str | Path, settings, options: EvalOptions = EvalOption
                   progress=progress)
         train_x, test_x = run.features(splits.train), run.features(splits.test)
         names = options.approaches
-        main, facts = _approaches(run, splits.train, train_x, _gallery(run, splits.test, True), test_x,
-                                  tag="main", timing=True, names=names + ("head",))
+        gallery = _gallery(run, splits.test)
+        main, facts = _approaches(run, splits.train, train_x, gallery, test_x, tag="main", timing=True,
+                                  names=names + ("head",))
+        log(f"[main] timing every approach: {options.timing_images} images embedded, "
+            f"{len(gallery.timing_rows)} queries searched, one at a time")
+        time_approaches(gallery, list(main.values()), run.embedder, options.timing_images)
         result: dict[str, Any] = {
             "dataset": str(spec), "split": splits.description, "backbone": run.backbone.name,
             "backbone_dim": run.backbone.dim, "options": _options_dict(options),
@@ -185,8 +187,7 @@ def run_comparison(spec: str | Path, settings, options: EvalOptions = EvalOption
         if options.whole:
             whole = concat(splits.train, splits.test, name="whole")
             log(f"[whole] backbone over all {len(whole)} images (leave-one-out)")
-            gallery = _gallery(run, whole, False)
-            res = evaluate_approach(gallery, "backbone", f"{run.backbone.name} {run.backbone.dim}",
+            res = evaluate_approach(_gallery(run, whole), "backbone", f"{run.backbone.name} {run.backbone.dim}",
                                     np.concatenate([train_x, test_x]), timing=False)
             result["whole"] = {"n": len(whole), "backbone": res.to_dict()}
     return result
@@ -202,7 +203,7 @@ def _by_class(run: Run, splits, train_x, test_x) -> dict[str, Any]:
     run.log(f"[by-class] training on {len(seen)} classes ({len(tr)} images), evaluating on {len(unseen)} unseen "
             f"classes ({len(te)} test images)")
     train, test = splits.train.subset(tr), splits.test.subset(te)
-    res, facts = _approaches(run, train, train_x[tr], _gallery(run, test, False), test_x[te], tag="by-class",
+    res, facts = _approaches(run, train, train_x[tr], _gallery(run, test), test_x[te], tag="by-class",
                              timing=False, names=names)
     return {"seen": seen, "unseen": unseen, "n_train": len(train), "n_test": len(test),
             "results": {k: v.to_dict() for k, v in res.items()}, "training": facts}

@@ -238,8 +238,8 @@ def train_test(spec: str | Path, *, seed: int = 0, test_fraction: float = 0.5, t
         train = train.subset(stratified_sample(train.labels, train_limit, seed))
     if test_limit and test_limit < len(test):
         test = test.subset(stratified_sample(test.labels, test_limit, seed))
-    how += (f"; train: {len(train)} of {n_train} images, test: {len(test)} of {n_test} images"
-            + (" (stratified samples)" if (len(train), len(test)) != (n_train, n_test) else ""))
+    sample = lambda n, of: f"{n} of {of} images" + (" (a stratified sample)" if n < of else "")  # noqa: E731
+    how += f"; train: {sample(len(train), n_train)}, test: {sample(len(test), n_test)}"
     return Splits(train, test, how)
 
 

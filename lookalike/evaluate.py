@@ -1,4 +1,4 @@
-"""Evaluate one retrieval approach on a gallery where every item is also a query.
+"""Evaluate retrieval approaches on a gallery where every item is also a query.
 
 Search goes through the project's real code: a :class:`~lookalike.index.faiss_index.FaissIndex`
 (exact inner product, saved to disk to measure its size) and, for two-step approaches,
@@ -7,7 +7,8 @@ takes. Precision@K comes from those searches; mAP@R (which needs R ≈ class siz
 query) from an exact numpy ranking of the same vectors.
 
 Time per query = embedding p50 (the real embedder, one image at a time, head included) +
-search p50 (one query at a time, classifier included).
+search p50 (one query at a time, classifier included). :func:`time_approaches` measures all
+approaches together, round-robin, so load from other processes falls on each of them alike.
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Gallery:
-    """Vectors of the gallery (= the queries) and what timing needs: images and the embedder."""
+    """The gallery (= the queries): labels, the images (for embedding times) and which items to time."""
 
     labels: list[str]
-    dataset: Any  # LabelledImages, for embedding-time samples
-    timing_rows: np.ndarray  # which items to time
+    dataset: Any  # LabelledImages, or None when nothing is timed
+    timing_rows: np.ndarray
     workdir: Path
-    embed_time: Any  # callable(head_path | None) -> p50 seconds, memoised
 
     @property
     def ids(self) -> list[str]:
@@ -57,6 +57,8 @@ class ApproachResult:
     accuracy: float | None = None
     predicted: list[str] | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
+    head: Path | None = None  # the ONNX head of the approach's embedder
+    search_one: Any = field(default=None, repr=False)  # row -> None: one real search, for timing
 
     @property
     def time_per_query_s(self) -> float | None:
@@ -79,28 +81,6 @@ def p50(samples: list[float]) -> float:
     return float(statistics.median(samples)) if samples else float("nan")
 
 
-def embed_timer(dataset, rows: np.ndarray, make_embedder, repeats: int = 1):
-    """``time(head_path) -> p50 seconds`` to embed one image with the real embedder, memoised."""
-    memo: dict[str | None, float] = {}
-
-    def time_it(head: Path | None) -> float:
-        key = str(head) if head else None
-        if key not in memo:
-            embedder = make_embedder(head)
-            images = [dataset.image(int(i)) for i in rows]
-            embedder.encode(images[:1])  # warm-up: first run allocates
-            samples = []
-            for image in images:
-                for _ in range(repeats):
-                    t = time.perf_counter()
-                    embedder.encode([image])
-                    samples.append(time.perf_counter() - t)
-            memo[key] = p50(samples)
-        return memo[key]
-
-    return time_it
-
-
 def build_index(path: Path, ids: list[str], vectors: np.ndarray, labels: list[str], model: dict[str, Any]):
     """A saved exact FaissIndex of the gallery and its size on disk in bytes."""
     from .index.faiss_index import FaissIndex
@@ -115,10 +95,11 @@ def build_index(path: Path, ids: list[str], vectors: np.ndarray, labels: list[st
 def evaluate_approach(gallery: Gallery, name: str, title: str, vectors: np.ndarray, *,
                       head: Path | None = None, classifier=None, timing: bool = True,
                       ks: tuple[int, ...] = KS) -> ApproachResult:
-    """Precision@K, mAP@R (both protocols), time per query and index size of one approach.
+    """Precision@K, mAP@R (both protocols) and index size of one approach.
 
     ``vectors`` ``(n, dim) float32`` are the gallery items as the approach embeds them; ``head``
     is the ONNX head the approach's embedder uses, ``classifier`` makes it a two-step search.
+    With ``timing`` the result keeps its index so :func:`time_approaches` can time it.
     """
     from .twostep import classify_then_search
 
@@ -146,16 +127,53 @@ def evaluate_approach(gallery: Gallery, name: str, title: str, vectors: np.ndarr
     map_loo, map_self = map_at_r_both(vectors, labels, groups=groups)
     logger.info("%s: %d queries searched and ranked in %.1fs", name, len(ids), time.perf_counter() - started)
 
-    search_p50 = embed_p50 = None
-    if timing:
-        samples = []
-        for row in gallery.timing_rows:
-            t = time.perf_counter()
-            search(np.asarray([row]), k_max)
-            samples.append(time.perf_counter() - t)
-        search_p50 = p50(samples)
-        embed_p50 = gallery.embed_time(head)
     accuracy = None if predicted is None else float(np.mean(np.asarray(predicted) == np.asarray(labels)))
-    return ApproachResult(name, title, int(vectors.shape[1]), precision_at_k(loo, labels, ks),
-                          precision_at_k(with_self, labels, ks), map_loo, map_self, embed_p50, search_p50, size,
-                          accuracy, None if predicted is None else [str(p) for p in predicted])
+    result = ApproachResult(name, title, int(vectors.shape[1]), precision_at_k(loo, labels, ks),
+                            precision_at_k(with_self, labels, ks), map_loo, map_self, None, None, size,
+                            accuracy, None if predicted is None else [str(p) for p in predicted], head=head)
+    if timing:
+        result.search_one = lambda row: search(np.asarray([row]), k_max)
+    return result
+
+
+def time_approaches(gallery: Gallery, results: list[ApproachResult], make_embedder, n_images: int) -> None:
+    """Set ``embed_p50_s`` and ``search_p50_s`` of each result, timing all of them round-robin.
+
+    Embedding: ``n_images`` gallery images, one at a time, through ``make_embedder(head)`` (the real
+    embedder, backbone + head). Search: one query at a time for each of ``gallery.timing_rows``, with
+    FAISS single-threaded — on a small shared machine, waking a second OpenMP thread for a single
+    query costs more than the search itself.
+    """
+    import faiss
+
+    results = [r for r in results if r.search_one is not None]
+    heads = {str(r.head) if r.head else None: r.head for r in results}
+    embedders = {key: make_embedder(head) for key, head in heads.items()}
+    images = [gallery.dataset.image(int(i)) for i in gallery.timing_rows[:n_images]]
+    embed: dict[str | None, list[float]] = {key: [] for key in embedders}
+    for embedder in embedders.values():
+        embedder.encode(images[:1])  # warm-up: the first run allocates
+    keys = list(embedders)
+    rng = np.random.default_rng(0)
+    for image in images:
+        for n in rng.permutation(len(keys)):  # a fresh order each round: no embedder always runs first
+            t = time.perf_counter()
+            embedders[keys[n]].encode([image])
+            embed[keys[n]].append(time.perf_counter() - t)
+    search: dict[str, list[float]] = {r.name: [] for r in results}
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        for r in results:
+            r.search_one(int(gallery.timing_rows[0]))
+        for row in gallery.timing_rows:
+            for n in rng.permutation(len(results)):
+                t = time.perf_counter()
+                results[n].search_one(int(row))
+                search[results[n].name].append(time.perf_counter() - t)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    for r in results:
+        r.embed_p50_s = p50(embed[str(r.head) if r.head else None])
+        r.search_p50_s = p50(search[r.name])
+        r.search_one = None  # frees the index

@@ -83,25 +83,30 @@ def extract(dataset, embedder, *, cache_dir: Path | None, batch_size: int = 64, 
         return embed_images(dataset, range(len(dataset)), embedder, batch_size=batch_size, workers=workers,
                             progress=progress)
     path = cache_path(cache_dir, dataset.name, embedder)
-    with file_lock(path.with_suffix(".lock")):
+    lock = path.with_suffix(".lock")
+    with file_lock(lock):  # held only to read and write the cache, never while embedding
         keys, vectors = _read(path)
-        row = {k: i for i, k in enumerate(keys)}
-        first: dict[str, int] = {}  # missing key -> first item holding it (duplicates embed once)
-        for i, k in enumerate(dataset.keys):
-            if k not in row and k not in first:
-                first[k] = i
-        todo = list(first.items())
-        if todo:
-            logger.info("%s: embedding %d of %d images (the rest are cached)", dataset.name, len(todo),
-                        len(dataset))
-        for start in range(0, len(todo), checkpoint_every):  # save as we go: an interrupted run keeps its work
-            chunk = todo[start:start + checkpoint_every]
-            fresh = embed_images(dataset, [i for _, i in chunk], embedder, batch_size=batch_size,
-                                 workers=workers, progress=progress,
-                                 desc=f"embedding {dataset.name} {start + len(chunk)}/{len(todo)}")
-            row.update({k: len(keys) + j for j, (k, _) in enumerate(chunk)})
-            keys = keys + [k for k, _ in chunk]
-            vectors = fresh if vectors is None else np.concatenate([vectors, fresh])
+    row = {k: i for i, k in enumerate(keys)}
+    first: dict[str, int] = {}  # missing key -> first item holding it (duplicates embed once)
+    for i, k in enumerate(dataset.keys):
+        if k not in row and k not in first:
+            first[k] = i
+    todo = list(first.items())
+    if todo:
+        logger.info("%s: embedding %d of %d images (the rest are cached)", dataset.name, len(todo), len(dataset))
+    for start in range(0, len(todo), checkpoint_every):  # save as we go: an interrupted run keeps its work
+        chunk = todo[start:start + checkpoint_every]
+        fresh = embed_images(dataset, [i for _, i in chunk], embedder, batch_size=batch_size, workers=workers,
+                             progress=progress, desc=f"embedding {dataset.name} {start + len(chunk)}/{len(todo)}")
+        with file_lock(lock):
+            keys, vectors = _read(path)  # another process may have added rows meanwhile
+            row = {k: i for i, k in enumerate(keys)}
+            new = [j for j, (k, _) in enumerate(chunk) if k not in row]
+            row.update({chunk[j][0]: len(keys) + n for n, j in enumerate(new)})
+            keys = keys + [chunk[j][0] for j in new]
+            vectors = fresh[new] if vectors is None else np.concatenate([vectors, fresh[new]])
             atomic_write(path, lambda fh, v=vectors: np.save(fh, v))
             atomic_write_bytes(path.with_suffix(".keys.json"), json.dumps(keys).encode())
+    if vectors is None:
+        return np.zeros((0, embedder.dim), np.float32)
     return np.ascontiguousarray(vectors[[row[k] for k in dataset.keys]], dtype=np.float32)

@@ -107,6 +107,10 @@ def pca_png(results: dict[str, Any], path: Path) -> None:
     left.grid(alpha=0.3)
     times = [1000 * (r.get("search_p50_s") or 0) for r in rows]
     right.plot(dims, times, marker="o", color="tab:red", label="search p50 (ms)")
+    if base and base.get("search_p50_s") is not None:
+        right.axhline(1000 * base["search_p50_s"], color="tab:red", linestyle="--", alpha=0.6,
+                      label=f"backbone {base['dim']} search p50")
+        right.legend(fontsize=7, loc="upper left")
     right.set_ylabel("search p50 (ms)", color="tab:red")
     right.set_xscale("log", base=2)
     right.set_xticks(dims, [str(d) for d in dims])

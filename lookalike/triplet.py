@@ -32,8 +32,10 @@ class TripletConfig:
     classes_per_batch: int = 16  # P
     per_class: int = 8  # K
     margin: float = 0.2
-    mining: str = "batch-hard"
-    lr: float = 1e-3
+    # Semi-hard mining and lr 3e-4 beat batch-hard at lr 1e-3 on the Fashion-MNIST VALIDATION split
+    # (P@6 0.860 vs 0.837; the backbone alone: 0.800). The test split played no part in the choice.
+    mining: str = "semi-hard"
+    lr: float = 3e-4
     weight_decay: float = 1e-4
     patience: int = 8  # epochs without a better validation score before stopping
     min_batches: int = 10  # batches per epoch on small datasets (otherwise one pass over the data)
