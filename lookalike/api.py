@@ -114,6 +114,7 @@ def create_app(settings, *, service=None, service_factory=None) -> FastAPI:
     from .service import build_local_service, local_url
 
     thumbs = _Thumbs()
+    _single_threaded_faiss()
     app = FastAPI(title="lookalike", version="0.1.0",
                   description="Content-based image search: send an image, get the most similar ones.")
 
@@ -226,6 +227,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _single_threaded_faiss() -> None:
+    """One query per request: FAISS's OpenMP threads only add wake-up latency (ms) to such searches,
+    and concurrent requests already use the cores."""
+    try:
+        import faiss
+    except ImportError:
+        return
+    faiss.omp_set_num_threads(1)
 
 
 def _mount_cors(app: FastAPI, settings) -> None:

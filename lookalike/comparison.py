@@ -40,7 +40,7 @@ class EvalOptions:
     pca_dims: tuple[int, ...] = (64, 128, 256, 512)
     pca_main: int = 128
     timing_queries: int = 200
-    timing_images: int = 30
+    timing_images: int = 100
     by_class: bool = True
     whole: bool = True
     triplet: TripletConfig = field(default_factory=TripletConfig)

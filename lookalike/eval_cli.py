@@ -34,7 +34,7 @@ def _split_args(p: argparse.ArgumentParser) -> None:
 
 
 def _triplet_args(p: argparse.ArgumentParser) -> None:
-    from .triplet import MININGS, TripletConfig
+    from .triplet_config import MININGS, TripletConfig
 
     d = TripletConfig()
     g = p.add_argument_group("triplet head")
@@ -50,7 +50,7 @@ def _triplet_args(p: argparse.ArgumentParser) -> None:
 
 
 def _triplet_config(args):
-    from .triplet import TripletConfig
+    from .triplet_config import TripletConfig
 
     return TripletConfig(dim_out=args.dim, epochs=args.epochs, margin=args.margin, mining=args.mining,
                          classes_per_batch=args.classes_per_batch, per_class=args.per_class, lr=args.lr,
@@ -210,7 +210,7 @@ def register(sub, common) -> None:
     g.add_argument("--pca-dims", default="64,128,256,512", help="PCA sizes to compare (default 64,128,256,512)")
     g.add_argument("--pca-main", type=int, default=128, help="PCA size shown in the headline table (default 128)")
     g.add_argument("--timing-queries", type=int, default=200, help="queries timed for search p50 (default 200)")
-    g.add_argument("--timing-images", type=int, default=30, help="images timed for embedding p50 (default 30)")
+    g.add_argument("--timing-images", type=int, default=100, help="images timed for embedding p50 (default 100)")
     g.add_argument("--no-by-class", action="store_true", help="skip the split by class")
     g.add_argument("--no-whole", action="store_true", help="skip the whole-dataset backbone run")
     g.add_argument("--models-out", type=Path, help="also save the trained triplet head, PCA head and "

@@ -98,6 +98,11 @@ def check_compatible(embedder, index) -> None:
     if stored.get("name") and stored["name"] != embedder.name:
         raise ConfigError(f"the index was built with {stored['name']!r} but the embedder is {embedder.name!r}; "
                           "pass the same --backbone/--model/--head or re-index")
+    fingerprint = getattr(embedder, "fingerprint", None)
+    if stored.get("fingerprint") and fingerprint and stored["fingerprint"] != fingerprint:
+        # Same model name, different model bytes (new weights, a changed export): vectors may not match.
+        logger.warning("the index was built with %s model file %s but this one is %s; if results look wrong, "
+                       "re-index", embedder.name, stored["fingerprint"], fingerprint)
 
 
 def model_info(embedder) -> dict[str, Any]:
