@@ -28,7 +28,7 @@ def local_url(id: str, metadata: dict[str, Any]) -> str:
 
 class SearchService:
     def __init__(self, embedder, index, *, limits: Limits, url_for: UrlFor = local_url,
-                 reload: Callable[[], Any] | None = None, reload_interval: float = 2.0, classifier=None):
+                 reload: Callable[[Any], Any] | None = None, reload_interval: float = 2.0, classifier=None):
         check_compatible(embedder, index)
         if classifier is not None:
             classifier.check_compatible(embedder)
@@ -79,7 +79,7 @@ class SearchService:
                 return
             self._next_check = time.monotonic() + self._reload_interval
             try:
-                fresh = self._reload()
+                fresh = self._reload(self.index)
             except Exception:  # noqa: BLE001 - keep serving the index we have
                 logger.exception("index reload failed; still serving the loaded index")
                 return
@@ -118,13 +118,11 @@ def build_local_service(settings, *, embedder=None, url_for: UrlFor = local_url)
     if embedder is None:
         embedder = embedder_from_settings(_settings_for_index(settings, index))
 
-    def reload():
-        if index_holder[0].stored_generation() != index_holder[0].generation:
-            index_holder[0] = FaissIndex.load(settings.index_dir, ef_search=settings.hnsw_ef_search)
-            return index_holder[0]
+    def reload(current: FaissIndex) -> FaissIndex | None:
+        if current.stored_generation() != current.generation:
+            return FaissIndex.load(settings.index_dir, ef_search=settings.hnsw_ef_search)
         return None
 
-    index_holder = [index]
     classifier = None
     if getattr(settings, "classifier", None):
         from .twostep import Classifier

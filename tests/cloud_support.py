@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ARTIFACTS, CACHE_DIR, ROOT, free_port, wait_http
+from tests.conftest import CACHE_DIR, ROOT, ServerProcess, free_port
 
 EVENTS = ROOT / "tests" / "fixtures" / "events"
 FIXTURE_IMAGE = ROOT / "data" / "demo" / "birds" / "adelaide-rosella.png"  # the image inside search*.json
@@ -40,35 +40,7 @@ def _clean_env(extra: dict | None = None) -> dict:
     return env
 
 
-class _Process:
-    name = "server"
-
-    def _start(self, argv: list[str], ready_url: str, env: dict | None = None, timeout: float = 120.0) -> None:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.log_path = ARTIFACTS / f"{self.name}-{self.port}.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(argv, env=_clean_env(env), stdout=self._log, stderr=subprocess.STDOUT)
-        try:
-            wait_http(ready_url, timeout=timeout, proc=self.proc)
-        except Exception:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-class SageMakerServer(_Process):
+class SageMakerServer(ServerProcess):
     """``lookalike sagemaker-serve`` over a model archive: a SageMaker endpoint on 127.0.0.1."""
 
     name = "sagemaker"
@@ -77,10 +49,10 @@ class SageMakerServer(_Process):
         self.port, self.endpoint = free_port(), endpoint
         self.url = f"http://127.0.0.1:{self.port}"
         self._start([sys.executable, "-m", "lookalike.cli", "sagemaker-serve", "--model-dir", str(model),
-                     "--port", str(self.port), "--endpoint-name", endpoint], self.url + "/ping")
+                     "--port", str(self.port), "--endpoint-name", endpoint], self.url + "/ping", _clean_env())
 
 
-class MotoServer(_Process):
+class MotoServer(ServerProcess):
     """moto's server (S3 and more) on 127.0.0.1; state lives in the process."""
 
     name = "moto"
@@ -89,7 +61,7 @@ class MotoServer(_Process):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         moto = Path(sys.executable).with_name("moto_server")
-        self._start([str(moto), "-H", "127.0.0.1", "-p", str(self.port)], self.url + "/moto-api/")
+        self._start([str(moto), "-H", "127.0.0.1", "-p", str(self.port)], self.url + "/moto-api/", _clean_env())
 
     def s3(self):
         import boto3

@@ -102,22 +102,21 @@ def wait_http(url: str, timeout: float = 120.0, proc: subprocess.Popen | None = 
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
-class LiveServer:
-    """``lookalike serve`` in a subprocess on 127.0.0.1; stopped by PID."""
+class ServerProcess:
+    """A server in a subprocess on 127.0.0.1, logging to test-artifacts/, stopped by PID."""
 
-    def __init__(self, index_dir: Path, env: dict | None = None, log: Path | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKALIKE_")}
-        full_env.update({"LOOKALIKE_CACHE_DIR": str(CACHE_DIR), **(env or {})})
-        self.log_path = log or (ARTIFACTS / f"server-{self.port}.log")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+    name = "server"
+
+    def _start(self, argv: list[str], ready_url: str, env: dict, timeout: float = 120.0) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.log_path = ARTIFACTS / f"{self.name}-{self.port}.log"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lookalike.cli", "serve", "--index-dir", str(index_dir),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
-        wait_http(self.url + "/healthz", proc=self.proc)
+        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        try:
+            wait_http(ready_url, timeout=timeout, proc=self.proc)
+        except Exception:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -126,7 +125,23 @@ class LiveServer:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
         self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class LiveServer(ServerProcess):
+    """``lookalike serve`` over ``index_dir``; ``env`` adds ``LOOKALIKE_*`` settings."""
+
+    def __init__(self, index_dir: Path, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKALIKE_")}
+        full_env.update({"LOOKALIKE_CACHE_DIR": str(CACHE_DIR), **(env or {})})
+        self._start([sys.executable, "-m", "lookalike.cli", "serve", "--index-dir", str(index_dir),
+                     "--host", "127.0.0.1", "--port", str(self.port)], self.url + "/healthz", full_env)
 
 
 @pytest.fixture(scope="session")
