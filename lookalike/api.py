@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import threading
 import time
 import uuid
@@ -114,7 +115,6 @@ def create_app(settings, *, service=None, service_factory=None) -> FastAPI:
     from .service import build_local_service, local_url
 
     thumbs = _Thumbs()
-    _single_threaded_faiss()
     app = FastAPI(title="lookalike", version="0.1.0",
                   description="Content-based image search: send an image, get the most similar ones.")
 
@@ -152,16 +152,6 @@ def create_app(settings, *, service=None, service_factory=None) -> FastAPI:
     async def _unexpected(request: Request, exc: Exception):
         status, body = to_http(exc)
         return JSONResponse(body, status_code=status)
-
-    @app.middleware("http")
-    async def _request_log(request: Request, call_next):
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["x-request-id"] = request_id
-        logger.info("%s %s %s %.1fms id=%s", request.method, request.url.path, response.status_code,
-                    (time.perf_counter() - started) * 1000, request_id)
-        return response
 
     @app.post("/search", response_model=SearchResponseModel, openapi_extra={"requestBody": SEARCH_BODY},
               responses=ERROR_RESPONSES, summary="Find the K images most similar to a query image")
@@ -208,6 +198,7 @@ def create_app(settings, *, service=None, service_factory=None) -> FastAPI:
                 "dim": service.embedder.dim}
 
     _mount_cors(app, settings)
+    app.add_middleware(RequestLog)
     web_dir = settings.web_dir or DEFAULT_WEB_DIR
     if Path(web_dir).is_dir():
         from fastapi.staticfiles import StaticFiles
@@ -229,14 +220,36 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _single_threaded_faiss() -> None:
-    """One query per request: FAISS's OpenMP threads only add wake-up latency (ms) to such searches,
-    and concurrent requests already use the cores."""
-    try:
-        import faiss
-    except ImportError:
-        return
-    faiss.omp_set_num_threads(1)
+class RequestLog:
+    """Logs one line per request and returns its id in ``x-request-id`` (the client's, if it sent a
+    sane one). Plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs about a millisecond a request."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope["headers"]).get(b"x-request-id", b"")
+        request_id = sent.decode("latin-1") if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex[:16]
+        started, status = time.perf_counter(), 500
+
+        async def send_with_id(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logger.info("%s %s %s %.1fms id=%s", scope["method"], scope["path"], status,
+                        (time.perf_counter() - started) * 1000, request_id)
+
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 
 
 def _mount_cors(app: FastAPI, settings) -> None:

@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="also delete entries whose file under FOLDER is gone")
     p.add_argument("--workers", type=int, help="decode/preprocess threads (default: min(4, cores))")
     g = p.add_argument_group("index structure (stored with a new index)")
-    g.add_argument("--hnsw-threshold", type=int, help="use HNSW from this many entries (default 20000; 0 = never)")
+    g.add_argument("--hnsw-threshold", type=int, help="use HNSW from this many entries (default 10000; 0 = never)")
     g.add_argument("--hnsw-m", type=int, help="HNSW neighbours per node (default 32)")
     g.add_argument("--ef-construction", type=int, help="HNSW build breadth (default 200)")
     g.add_argument("--ef-search", type=int, help="HNSW search breadth (default 128)")

@@ -74,7 +74,7 @@ class Settings:
     threads: int = 0  # ONNX Runtime intra-op threads; 0 lets it use all cores
 
     # Index structure: exact inner product below the threshold, HNSW above it.
-    hnsw_threshold: int = 20_000
+    hnsw_threshold: int = 10_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128

@@ -140,12 +140,9 @@ def time_approaches(gallery: Gallery, results: list[ApproachResult], make_embedd
     """Set ``embed_p50_s`` and ``search_p50_s`` of each result, timing all of them round-robin.
 
     Embedding: ``n_images`` gallery images, one at a time, through ``make_embedder(head)`` (the real
-    embedder, backbone + head). Search: one query at a time for each of ``gallery.timing_rows``, with
-    FAISS single-threaded — on a small shared machine, waking a second OpenMP thread for a single
-    query costs more than the search itself.
+    embedder, backbone + head). Search: one query at a time for each of ``gallery.timing_rows``
+    (FaissIndex runs single queries on one OpenMP thread, as in the API).
     """
-    import faiss
-
     results = [r for r in results if r.search_one is not None]
     heads = {str(r.head) if r.head else None: r.head for r in results}
     embedders = {key: make_embedder(head) for key, head in heads.items()}
@@ -161,18 +158,13 @@ def time_approaches(gallery: Gallery, results: list[ApproachResult], make_embedd
             embedders[keys[n]].encode([image])
             embed[keys[n]].append(time.perf_counter() - t)
     search: dict[str, list[float]] = {r.name: [] for r in results}
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        for r in results:
-            r.search_one(int(gallery.timing_rows[0]))
-        for row in gallery.timing_rows:
-            for n in rng.permutation(len(results)):
-                t = time.perf_counter()
-                results[n].search_one(int(row))
-                search[results[n].name].append(time.perf_counter() - t)
-    finally:
-        faiss.omp_set_num_threads(threads)
+    for r in results:
+        r.search_one(int(gallery.timing_rows[0]))
+    for row in gallery.timing_rows:
+        for n in rng.permutation(len(results)):
+            t = time.perf_counter()
+            results[n].search_one(int(row))
+            search[results[n].name].append(time.perf_counter() - t)
     for r in results:
         r.embed_p50_s = p50(embed[str(r.head) if r.head else None])
         r.search_p50_s = p50(search[r.name])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
@@ -42,6 +43,15 @@ def test_healthz_and_openapi(live_server):
     spec = httpx.get(live_server.url + "/openapi.json").json()
     assert "/search" in spec["paths"] and "requestBody" in spec["paths"]["/search"]["post"]
     assert httpx.get(live_server.url + "/docs").status_code == 200
+
+
+def test_request_ids_are_echoed_or_generated(live_server):
+    sent = httpx.get(live_server.url + "/healthz", headers={"x-request-id": "client-42.a:b"})
+    assert sent.headers["x-request-id"] == "client-42.a:b"
+    for header in ({}, {"x-request-id": "x" * 65}, {"x-request-id": "bad id\twith space"}):
+        r = httpx.post(live_server.url + "/search", json={"k": 3}, headers=header)
+        assert r.status_code == 400  # error responses carry an id too
+        assert re.fullmatch(r"[0-9a-f]{16}", r.headers["x-request-id"])
 
 
 def test_search_contract(live_server):

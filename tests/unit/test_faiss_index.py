@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -124,3 +126,45 @@ def test_each_save_removes_older_generations(tmp_path):
         index.save()
     assert generation_files(path) == {"vectors-000003.npy", "metadata-000003.json", "hnsw-000003.faiss"}
     assert len(FaissIndex.load(path)) == 45
+
+
+def test_single_queries_run_on_one_openmp_thread_in_any_thread(tmp_path, monkeypatch):
+    """OpenMP thread counts are per OS thread: the API searches from worker threads, where a
+    start-up setting does not apply, and a second OpenMP thread per query cost ~8 ms there."""
+    import faiss
+
+    index = FaissIndex(None, 16)
+    ids, vectors = fill(index, 50)
+    entered: list[int] = []
+    real = faiss_index.omp_threads
+
+    def spy(n):
+        entered.append(n)
+        return real(n)
+
+    monkeypatch.setattr(faiss_index, "omp_threads", spy)
+
+    def in_worker():
+        faiss.omp_set_num_threads(2)
+        hits = index.search(vectors[:1], 3)[0]
+        many = index.search(vectors[:4], 3)
+        return hits, many, faiss.omp_get_max_threads()
+
+    with ThreadPoolExecutor(1) as pool:
+        hits, many, after = pool.submit(in_worker).result()
+    assert hits[0].id == ids[0] and [h[0].id for h in many] == ids[:4]
+    assert entered == [1]  # the single query only; batches keep FAISS's parallelism
+    assert after == 2  # the thread's own setting is restored
+
+
+def test_omp_threads_sets_and_restores_the_calling_threads_count():
+    import faiss
+
+    def in_worker():
+        faiss.omp_set_num_threads(3)
+        with faiss_index.omp_threads(1):
+            inside = faiss.omp_get_max_threads()
+        return inside, faiss.omp_get_max_threads()
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(in_worker).result() == (1, 3)

@@ -33,6 +33,17 @@ def test_imagenet_scaling():
                                                        (104 / 255 - 0.406) / 0.225], atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["efficientnet-lite2", "resnet50"])
+def test_every_pixel_is_scaled_per_channel(name):
+    spec = BACKBONES[name].spec
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    arr = to_array(image, spec)
+    pixels = np.asarray(resize_and_crop(image, spec))
+    expected = ((pixels / 255.0 - np.asarray(spec.mean)) / np.asarray(spec.std)).transpose(2, 0, 1)
+    assert arr.shape == (3, spec.crop, spec.crop) and arr.dtype == np.float32 and arr.flags.c_contiguous
+    np.testing.assert_allclose(arr, expected, atol=2e-6)
+
+
 def test_short_side_resized_then_centre_cropped():
     # Left half red, right half blue, wide image: the crop keeps the centre (both colours).
     image = Image.new("RGB", (600, 300), (255, 0, 0))
@@ -40,6 +51,20 @@ def test_short_side_resized_then_centre_cropped():
     out = resize_and_crop(image, LITE2)
     assert out.size == (260, 260)
     assert out.getpixel((5, 130))[0] > 200 and out.getpixel((254, 130))[2] > 200
+
+
+@pytest.mark.parametrize("size", [(28, 28), (167, 262), (600, 300), (1000, 750), (292, 400)])
+def test_cropped_resize_matches_resizing_the_whole_image_then_cropping(size, demo_dir):
+    source = Image.open(sorted(demo_dir.rglob("*.png"))[0]).convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    w, h = size
+    scale = LITE2.resize / min(w, h)
+    nw, nh = max(LITE2.crop, round(w * scale)), max(LITE2.crop, round(h * scale))
+    left, top = (nw - LITE2.crop) // 2, (nh - LITE2.crop) // 2
+    full = source.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    reference = np.asarray(full.crop((left, top, left + LITE2.crop, top + LITE2.crop)), np.int16)
+    got = np.asarray(resize_and_crop(source, LITE2), np.int16)
+    assert got.shape == reference.shape == (260, 260, 3)
+    assert np.abs(got - reference).mean() < 0.1  # the same pixels, up to rounding at the crop edges
 
 
 def test_tiny_images_are_upscaled():
