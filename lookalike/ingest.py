@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ from .errors import LookalikeError
 from .imaging import IMAGE_EXTENSIONS, decode_image
 
 logger = logging.getLogger(__name__)
+
+# Preparing threads run this much nicer than the caller so they do not preempt the model's threads.
+PREPARE_NICENESS = 10
 
 
 @dataclass
@@ -147,7 +151,7 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = 32, workers:
             bar.set_postfix(new=report.indexed + len(batch), skipped=report.skipped, failed=len(report.failed),
                             refresh=False)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare", initializer=_yield_to_model) as pool:
         for path in paths:
             t = time.perf_counter()
             try:
@@ -178,6 +182,19 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = 32, workers:
         _save(index, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _yield_to_model() -> None:
+    """Lower this preparing thread's scheduling priority (Linux: per thread) below the model's.
+
+    The model's threads meet at a barrier after every parallel operator, so a preparing thread
+    that preempts one of them stalls all of them; at a lower priority it runs in the gaps instead.
+    """
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + PREPARE_NICENESS))
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
 
 
 def _is_under(path: str, root: Path) -> bool:
