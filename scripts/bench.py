@@ -163,6 +163,27 @@ def _time_searches(index, queries: np.ndarray, k: int) -> tuple[list[list[str]],
     return found, percentile(times, 50) * 1000
 
 
+def ingest_vs_model(folder: Path, index_dir: Path, env: dict, emb, batch_size: int) -> dict:
+    """Ingest throughput against the model's batch throughput measured around it.
+
+    The machine's speed drifts by 10-25% within seconds, so the reference is the median of
+    several short blocks of model-only batches before and after the ingest, and a short ingest
+    (under a minute) is repeated and its median run kept.
+    """
+    model = [batch_throughput(emb, batch_size, 4) for _ in range(3)]
+    runs = [ingest(folder, index_dir, env)]
+    while runs[0]["ingest_s"] < 60 and len(runs) < 3:
+        model += [batch_throughput(emb, batch_size, 4) for _ in range(3)]
+        runs.append(ingest(folder, index_dir, env))
+    model += [batch_throughput(emb, batch_size, 4) for _ in range(3)]
+    runs.sort(key=lambda r: r["img_per_s"])
+    ing = runs[len(runs) // 2]
+    ing["runs_img_per_s"] = [r["img_per_s"] for r in runs]
+    ing["model_batch_img_per_s_around"] = statistics.median(model)
+    ing["ratio_to_model_batch"] = ing["img_per_s"] / ing["model_batch_img_per_s_around"]
+    return ing
+
+
 def _proc_hwm(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -209,19 +230,13 @@ def main() -> None:
         for name in wanted:
             folder = folders[name]
             index_dir = Path(tmp) / name
-            # The model's batch throughput right before and after the ingest is the reference: the
-            # machine's speed drifts by 10-20% over minutes, so a number from the start would not do.
-            before = batch_throughput(emb, args.batch_size, 5)
-            ing = ingest(folder, index_dir, env)
-            after = batch_throughput(emb, args.batch_size, 5)
-            ing["model_batch_img_per_s_around"] = (before + after) / 2
-            ing["ratio_to_model_batch"] = ing["img_per_s"] / ing["model_batch_img_per_s_around"]
+            ing = ingest_vs_model(folder, index_dir, env, emb, args.batch_size)
             queries = sorted(p for p in folder.rglob("*.png"))[:: max(1, len(list(folder.rglob("*.png"))) // 50)]
             api = serve_latency(index_dir, queries, args.requests, env, emb)
             structure = search_structure(index_dir)
             results["datasets"][name] = {"ingest": ing, "api": api, "index": structure}
             print(f"[{name}] ingest {ing['images']} images: {ing['img_per_s']:.1f} img/s end to end "
-                  f"(model alone, before/after: {ing['model_batch_img_per_s_around']:.1f} img/s; "
+                  f"(runs {ing['runs_img_per_s']}; model alone around it: {ing['model_batch_img_per_s_around']:.1f} img/s; "
                   f"ratio {ing['ratio_to_model_batch']:.2f}, target >= 0.8); "
                   f"stages {ing['stages_s']}; peak RSS {ing['peak_rss_mb']:.0f} MB")
             print(f"[{name}] POST /search over loopback ({api['requests']} requests, k=6): p50 {api['p50_ms']:.1f} ms, "
