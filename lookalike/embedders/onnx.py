@@ -27,7 +27,7 @@ def _session(path: Path, threads: int, spinning: bool = True):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
-    if not spinning or __import__("os").environ.get("XSPIN") == "0":
+    if not spinning:
         # Idle ONNX Runtime threads normally spin waiting for work; during ingest that steals the
         # cores the decode/preprocess threads need, so there they sleep instead.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
