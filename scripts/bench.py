@@ -231,7 +231,8 @@ def main() -> None:
             folder = folders[name]
             index_dir = Path(tmp) / name
             ing = ingest_vs_model(folder, index_dir, env, emb, args.batch_size)
-            queries = sorted(p for p in folder.rglob("*.png"))[:: max(1, len(list(folder.rglob("*.png"))) // 50)]
+            images = sorted(folder.rglob("*.png"))
+            queries = images[:: max(1, len(images) // 50)]
             api = serve_latency(index_dir, queries, args.requests, env, emb)
             structure = search_structure(index_dir)
             results["datasets"][name] = {"ingest": ing, "api": api, "index": structure}

@@ -50,9 +50,6 @@ def omp_threads(n: int) -> Iterator[None]:
     """
     faiss = _faiss()
     before = faiss.omp_get_max_threads()
-    if before == n:
-        yield
-        return
     faiss.omp_set_num_threads(n)
     try:
         yield
