@@ -39,7 +39,7 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--head", type=Path, help="ONNX head applied after the backbone (e.g. a triplet head)")
     g.add_argument("--classifier", type=Path,
                    help="classifier .npz (lookalike train-classifier): search only within the predicted class")
-    g.add_argument("--batch-size", type=int, help="images per inference batch (default 32)")
+    g.add_argument("--batch-size", type=int, help="images per inference batch (default 16)")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return common
 
@@ -64,7 +64,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = _settings(args, workers=args.workers, hnsw_threshold=args.hnsw_threshold, hnsw_m=args.hnsw_m,
                          hnsw_ef_construction=args.ef_construction, hnsw_ef_search=args.ef_search)
-    embedder = embedder_from_settings(settings, spinning=False)  # leave idle cores to the preprocessing threads
+    embedder = embedder_from_settings(settings, bulk=True)
     index = open_index("faiss", settings=settings, dim=embedder.dim, model=model_info(embedder), create=True)
     check_compatible(embedder, index)
     try:

@@ -69,7 +69,7 @@ class Settings:
     model: Path | None = None  # any ONNX feature extractor, with PATH.json preprocessing spec
     head: Path | None = None  # an ONNX head applied after the backbone (e.g. a triplet head)
     classifier: Path | None = None  # two-step search: predict the query's class, search only that class
-    batch_size: int = 32
+    batch_size: int = 16
     workers: int = max(1, min(4, os.cpu_count() or 1))
     threads: int = 0  # ONNX Runtime intra-op threads; 0 lets it use all cores
 

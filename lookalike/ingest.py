@@ -79,7 +79,7 @@ class _Prepared:
         self.id, self.meta, self.array, self.error, self.seconds = id, meta, array, error, seconds
 
 
-def ingest_folder(root: Path, index, embedder, *, batch_size: int = 32, workers: int = 2,
+def ingest_folder(root: Path, index, embedder, *, batch_size: int = 16, workers: int = 2,
                   max_pixels: int = 40_000_000, prune: bool = False, checkpoint_every: int = 5000,
                   progress: bool = True, save: bool = True) -> IngestReport:
     """Embed every new image under ``root`` into ``index`` and save it.
@@ -137,7 +137,9 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = 32, workers:
     limit = max(2 * batch_size, 4 * workers)
 
     def drain(until: int) -> None:
-        while len(window) > until:
+        # Take prepared images as soon as they are ready (so the first batch starts as soon as it is
+        # full); wait for one only while more than ``until`` are in flight.
+        while window and (len(window) > until or window[0].done()):
             item = window.popleft().result()
             report.stages["prepare"] += item.seconds
             if item.error is not None:

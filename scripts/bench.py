@@ -35,6 +35,7 @@ def percentile(values, q):
 
 
 def load_model(batch_size: int):
+    """The model alone at its fastest: the default session (idle threads spin between operators)."""
     from lookalike.embedders import create_embedder
 
     return create_embedder("efficientnet-lite2", cache_dir=CACHE, batch_size=batch_size)
@@ -168,14 +169,15 @@ def ingest_vs_model(folder: Path, index_dir: Path, env: dict, emb, batch_size: i
 
     The machine's speed drifts by 10-25% within seconds, so the reference is the median of
     several short blocks of model-only batches before and after the ingest, and a short ingest
-    (under a minute) is repeated and its median run kept.
+    (under a minute) is repeated five times and its median run kept.
     """
-    model = [batch_throughput(emb, batch_size, 4) for _ in range(3)]
+    rounds = max(2, 128 // batch_size)
+    model = [batch_throughput(emb, batch_size, rounds) for _ in range(3)]
     runs = [ingest(folder, index_dir, env)]
-    while runs[0]["ingest_s"] < 60 and len(runs) < 3:
-        model += [batch_throughput(emb, batch_size, 4) for _ in range(3)]
+    while runs[0]["ingest_s"] < 60 and len(runs) < 5:
+        model += [batch_throughput(emb, batch_size, rounds) for _ in range(3)]
         runs.append(ingest(folder, index_dir, env))
-    model += [batch_throughput(emb, batch_size, 4) for _ in range(3)]
+    model += [batch_throughput(emb, batch_size, rounds) for _ in range(3)]
     runs.sort(key=lambda r: r["img_per_s"])
     ing = runs[len(runs) // 2]
     ing["runs_img_per_s"] = [r["img_per_s"] for r in runs]
@@ -204,15 +206,18 @@ def fashion_mnist_folder() -> Path:
 
 
 def main() -> None:
+    from lookalike.config import Settings
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="demo,fashion-mnist")
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=Settings().batch_size,
+                        help="batch size of the ingest and of the model-alone reference (default: lookalike's)")
     parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "bench.json")
     args = parser.parse_args()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKALIKE_")}
-    env.update({"LOOKALIKE_CACHE_DIR": str(CACHE), "PYTHONPATH": str(ROOT)})
+    env.update({"LOOKALIKE_CACHE_DIR": str(CACHE), "PYTHONPATH": str(ROOT), "LOOKALIKE_BATCH_SIZE": str(args.batch_size)})
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                           "platform": platform.platform()}, "datasets": {}}
     emb = load_model(args.batch_size)

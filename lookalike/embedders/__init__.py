@@ -12,7 +12,7 @@ __all__ = ["Embedder", "PreparingEmbedder", "check_vectors", "l2_normalise", "cr
 
 def create_embedder(backbone: str = "efficientnet-lite2", *, cache_dir: Path, model: Path | None = None,
                     weights: Path | str | None = None, head: Path | None = None,
-                    batch_size: int = 32, threads: int = 0, spinning: bool = True) -> Embedder:
+                    batch_size: int = 16, threads: int = 0, bulk: bool = False) -> Embedder:
     """Build the embedder for a backbone name, or for a custom ONNX ``model`` (whose
     preprocessing spec is read from ``model.with_suffix('.json')``)."""
     from ..preprocess import PreprocessSpec
@@ -26,7 +26,7 @@ def create_embedder(backbone: str = "efficientnet-lite2", *, cache_dir: Path, mo
                 f"{model} needs a preprocessing spec at {spec_path}: "
                 '{"resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}')
         return OnnxEmbedder(model, PreprocessSpec.from_file(spec_path), name=model.stem, head_path=head,
-                            batch_size=batch_size, threads=threads, spinning=spinning)
+                            batch_size=batch_size, threads=threads, bulk=bulk)
 
     from .backbones import get_backbone
     from .export import ensure_onnx
@@ -34,11 +34,11 @@ def create_embedder(backbone: str = "efficientnet-lite2", *, cache_dir: Path, mo
     spec = get_backbone(backbone).spec
     path = ensure_onnx(backbone, cache_dir, weights)
     return OnnxEmbedder(path, spec, name=backbone, head_path=head, batch_size=batch_size, threads=threads,
-                        spinning=spinning)
+                        bulk=bulk)
 
 
 def embedder_from_settings(settings, **options) -> Embedder:
-    """The embedder ``settings`` describe; ``options`` (e.g. ``spinning=False``) go to :func:`create_embedder`."""
+    """The embedder ``settings`` describe; ``options`` (e.g. ``bulk=True`` for ingest) go to :func:`create_embedder`."""
     return create_embedder(settings.backbone, cache_dir=settings.cache_dir, model=settings.model,
                            weights=settings.weights, head=settings.head, batch_size=settings.batch_size,
                            threads=settings.threads, **options)

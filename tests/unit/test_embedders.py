@@ -53,6 +53,17 @@ def test_prepare_path_equals_encode(embedder, samples):
         embedder.encode_prepared(np.zeros((1, 3, 224, 224), np.float32))
 
 
+def test_bulk_session_sleeps_plans_no_memory_pattern_and_embeds_the_same(embedder, samples):
+    bulk = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, bulk=True)
+    options = bulk._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.enable_mem_pattern is False
+    assert embedder._session.get_session_options().enable_mem_pattern is True
+    # Batches of different shapes (the last batch of an ingest is short) give the same vectors.
+    np.testing.assert_allclose(bulk.encode(samples), embedder.encode(samples), atol=1e-5)
+    np.testing.assert_allclose(bulk.encode(samples[:3]), embedder.encode(samples[:3]), atol=1e-5)
+
+
 def test_onnx_matches_torch(embedder, samples):
     import torch
 

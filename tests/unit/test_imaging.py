@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -124,3 +125,27 @@ def test_thumbnail_keeps_aspect_and_is_jpeg():
 def test_to_rgb_idempotent():
     image = Image.new("RGB", (3, 3), (1, 2, 3))
     assert to_rgb(image).tobytes() == image.tobytes()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_flattening_equals_compositing_over_white(mode):
+    # Every alpha level over every colour: the one-pass flatten must equal Pillow's "over" blend.
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 256, (64, 64, 4), dtype=np.uint8)
+    pixels[..., 3] = np.arange(64 * 64).reshape(64, 64) % 256
+    image = Image.fromarray(pixels, "RGBA").convert(mode)
+    reference = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image.convert("RGBA"))
+    assert np.array_equal(np.asarray(to_rgb(image)), np.asarray(reference.convert("RGB")))
+
+
+def test_upright_image_is_not_copied_but_rotated_one_is():
+    upright = Image.new("RGB", (4, 2))
+    assert to_rgb(upright) is upright
+    rotated = Image.open(io.BytesIO(encode(upright, "JPEG", exif=_orientation(6))))
+    assert to_rgb(rotated).size == (2, 4)
+
+
+def _orientation(value: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = value
+    return exif

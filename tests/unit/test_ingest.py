@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +152,37 @@ def test_preparing_threads_run_below_the_models_priority(collection, embedder, t
     assert threading.get_native_id() not in seen  # prepared in worker threads...
     assert set(seen.values()) == {min(19, main_priority + PREPARE_NICENESS)}  # ...below the model's priority
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_priority
+
+
+def test_model_starts_once_a_batch_is_prepared_not_when_the_read_ahead_fills(embedder, tmp_path, monkeypatch):
+    """On slow storage the first batch must go to the model as soon as its images are prepared,
+    not after the read-ahead window (here 8 images in flight) has filled."""
+    import lookalike.ingest as ingest
+
+    root = tmp_path / "photos" / "birds"
+    root.mkdir(parents=True)
+    for src in sorted(DEMO_DIR.rglob("*.png"))[:24]:
+        shutil.copy(src, root / src.name)
+    reads: list[str] = []
+    reads_at_encode: list[int] = []
+
+    def slow_read(data: bytes):
+        time.sleep(0.03)  # a network drive
+        reads.append("")
+        return image_id(data)
+
+    class Recording:
+        name, dim, spec = embedder.name, embedder.dim, embedder.spec
+        prepare = staticmethod(embedder.prepare)
+
+        @staticmethod
+        def encode_prepared(batch):
+            reads_at_encode.append(len(reads))
+            return embedder.encode_prepared(batch)
+
+    monkeypatch.setattr(ingest, "image_id", slow_read)
+    report = ingest_folder(root.parent, new_index(tmp_path / "idx", embedder), Recording(), batch_size=4,
+                           workers=2, progress=False)
+    assert report.indexed == 24 and len(reads_at_encode) == 6
+    # Waiting for the window would mean 8 in flight + 4 taken = 12 files read before the first batch.
+    assert reads_at_encode[0] <= 6, reads_at_encode
