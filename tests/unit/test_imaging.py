@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from lookalike.errors import InvalidInput, PayloadTooLarge
-from lookalike.imaging import decode_base64, decode_image, thumbnail_bytes, to_rgb
+from lookalike.imaging import ORIENTATION_TAG, decode_base64, decode_image, thumbnail_bytes, to_rgb
 
 LIMIT = 40_000_000
 
@@ -24,9 +24,7 @@ def encode(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
 def test_exif_orientation_is_applied():
     # A 40x20 image whose EXIF says "rotate 90° CW" must come out 20x40.
     image = Image.new("RGB", (40, 20), (255, 0, 0))
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    decoded = decode_image(encode(image, "JPEG", exif=exif), max_pixels=LIMIT)
+    decoded = decode_image(encode(image, "JPEG", exif=_orientation(6)), max_pixels=LIMIT)
     assert decoded.size == (20, 40)
 
 
@@ -147,5 +145,5 @@ def test_upright_image_is_not_copied_but_rotated_one_is():
 
 def _orientation(value: int) -> Image.Exif:
     exif = Image.Exif()
-    exif[0x0112] = value
+    exif[ORIENTATION_TAG] = value
     return exif

@@ -37,6 +37,23 @@ def collection(tmp_path) -> Path:
     return root
 
 
+class Observed:
+    """The real embedder, calling ``on_prepare(image)`` / ``on_encode(batch)`` first, in whichever
+    thread ingest runs them."""
+
+    def __init__(self, inner, *, on_prepare=None, on_encode=None):
+        self.inner, self.name, self.dim, self.spec = inner, inner.name, inner.dim, inner.spec
+        self.on_prepare, self.on_encode = on_prepare or (lambda image: None), on_encode or (lambda batch: None)
+
+    def prepare(self, image):
+        self.on_prepare(image)
+        return self.inner.prepare(image)
+
+    def encode_prepared(self, batch):
+        self.on_encode(batch)
+        return self.inner.encode_prepared(batch)
+
+
 def new_index(path: Path, embedder) -> FaissIndex:
     return FaissIndex(path, embedder.dim, model=model_info(embedder))
 
@@ -133,21 +150,14 @@ def test_preparing_threads_run_below_the_models_priority(collection, embedder, t
     """Preparing threads that preempt the model's barrier-synchronised threads stall all of them
     (measured: demo ingest 42-46 img/s at equal priority, 53-54 img/s with preparing niced)."""
     seen: dict[int, int] = {}
-    real_prepare = embedder.prepare
 
-    class Recording:
-        name, dim, spec = embedder.name, embedder.dim, embedder.spec
-        encode_prepared = staticmethod(embedder.encode_prepared)
-
-        @staticmethod
-        def prepare(image):
-            tid = threading.get_native_id()
-            seen[tid] = os.getpriority(os.PRIO_PROCESS, tid)
-            return real_prepare(image)
+    def record_priority(image):
+        tid = threading.get_native_id()
+        seen[tid] = os.getpriority(os.PRIO_PROCESS, tid)
 
     main_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    report = ingest_folder(collection, new_index(tmp_path / "idx", embedder), Recording(), workers=2,
-                           progress=False)
+    report = ingest_folder(collection, new_index(tmp_path / "idx", embedder),
+                           Observed(embedder, on_prepare=record_priority), workers=2, progress=False)
     assert report.indexed == 6
     assert threading.get_native_id() not in seen  # prepared in worker threads...
     assert set(seen.values()) == {min(19, main_priority + PREPARE_NICENESS)}  # ...below the model's priority
@@ -163,25 +173,18 @@ def test_model_starts_once_a_batch_is_prepared_not_when_the_read_ahead_fills(emb
     root.mkdir(parents=True)
     for src in sorted(DEMO_DIR.rglob("*.png"))[:24]:
         shutil.copy(src, root / src.name)
-    reads: list[str] = []
+    read_ids: list[str] = []
     reads_at_encode: list[int] = []
 
     def slow_read(data: bytes):
         time.sleep(0.03)  # a network drive
-        reads.append("")
-        return image_id(data)
-
-    class Recording:
-        name, dim, spec = embedder.name, embedder.dim, embedder.spec
-        prepare = staticmethod(embedder.prepare)
-
-        @staticmethod
-        def encode_prepared(batch):
-            reads_at_encode.append(len(reads))
-            return embedder.encode_prepared(batch)
+        id_, sha = image_id(data)
+        read_ids.append(id_)
+        return id_, sha
 
     monkeypatch.setattr(ingest, "image_id", slow_read)
-    report = ingest_folder(root.parent, new_index(tmp_path / "idx", embedder), Recording(), batch_size=4,
+    observed = Observed(embedder, on_encode=lambda batch: reads_at_encode.append(len(read_ids)))
+    report = ingest_folder(root.parent, new_index(tmp_path / "idx", embedder), observed, batch_size=4,
                            workers=2, progress=False)
     assert report.indexed == 24 and len(reads_at_encode) == 6
     # Waiting for the window would mean 8 in flight + 4 taken = 12 files read before the first batch.
