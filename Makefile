@@ -13,6 +13,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_INDEX := .demo/index
 export LOOKALIKE_CACHE_DIR ?= $(CURDIR)/.cache/lookalike
+export LOOKALIKE_DATASETS_DIR ?= $(CURDIR)/.cache/datasets
 # PyTorch is needed only to export models to ONNX and to train heads. Pin the CPU build:
 # on the build machines it comes from a local wheel, elsewhere from PyTorch's CPU index.
 TORCH := torch==2.13.0

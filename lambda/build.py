@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lookalike.cloud.packaging import build_lambda_zip, prepare_lambda_deps, unzipped_size
+    from lookalike.artifacts.packaging import build_lambda_zip, prepare_lambda_deps, unzipped_size
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("dist/lambda.zip"))

@@ -4,6 +4,6 @@ Configuration comes from the function's ``LOOKALIKE_*`` environment variables (s
 ``lookalike.config.Settings``); clients are built once per container, at import.
 """
 
-from lookalike.cloud.lambda_app import LambdaApp
+from lookalike.api.lambda_app import LambdaApp
 
 handler = LambdaApp.from_environ().handle

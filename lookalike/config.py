@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .errors import ConfigError
 
 PREFIX = "LOOKALIKE_"
-# API Gateway + Lambda cap a synchronous request at 6 MB; the local API uses the same limit
-# so a request that works locally also works in the cloud.
-LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
+LAMBDA_PAYLOAD_LIMIT = limits.MAX_REQUEST_BYTES  # see lookalike.limits
 
 
 def _default_data_home(environ: Mapping[str, str]) -> Path:
@@ -69,7 +68,8 @@ class Settings:
     model: Path | None = None  # any ONNX feature extractor, with PATH.json preprocessing spec
     head: Path | None = None  # an ONNX head applied after the backbone (e.g. a triplet head)
     classifier: Path | None = None  # two-step search: predict the query's class, search only that class
-    batch_size: int = 16
+    datasets_dir: Path | None = None  # where `make datasets` unpacked the labelled sets (evaluation only)
+    batch_size: int = limits.BATCH_SIZE
     workers: int = max(1, min(4, os.cpu_count() or 1))
     threads: int = 0  # ONNX Runtime intra-op threads; 0 lets it use all cores
 
@@ -80,10 +80,10 @@ class Settings:
     hnsw_ef_search: int = 128
 
     # Request limits, shared by the local API and the Lambda.
-    max_request_bytes: int = LAMBDA_PAYLOAD_LIMIT
-    max_image_pixels: int = 40_000_000
-    k_default: int = 5
-    k_max: int = 100
+    max_request_bytes: int = limits.MAX_REQUEST_BYTES
+    max_image_pixels: int = limits.MAX_IMAGE_PIXELS
+    k_default: int = limits.K_DEFAULT
+    k_max: int = limits.K_MAX
 
     # HTTP server.
     host: str = "127.0.0.1"

@@ -10,12 +10,13 @@ SAGEMAKER_PORT ?= 8080
 DIST := dist
 LAMBDA_DEPS := build/lambda-deps-$(LAMBDA_PYTHON)
 MODEL_WHEELS := build/model-wheels-py$(SAGEMAKER_PYTHON)
+# Which lookalike modules each artifact ships is listed once, in lookalike/artifacts/packaging.py
+# (MODEL_MODULES, LAMBDA_MODULES); the rules depend on the whole package so that list is never
+# restated here.
+PACKAGE_SOURCES := $(shell find lookalike -name '*.py' -not -path '*/__pycache__/*')
 MODEL_INPUTS := model_package/build.py model_package/constraints.txt $(wildcard model_package/code/*) \
-	lookalike/cloud/packaging.py \
-	lookalike/errors.py lookalike/imaging.py lookalike/preprocess.py $(wildcard lookalike/embedders/*.py) \
-	$(HEAD)
-LAMBDA_INPUTS := lambda/build.py lambda/handler.py lookalike/cloud/packaging.py $(wildcard lookalike/*.py) \
-	$(wildcard lookalike/index/*.py) $(wildcard lookalike/cloud/*.py)
+	$(PACKAGE_SOURCES) $(HEAD)
+LAMBDA_INPUTS := lambda/build.py lambda/handler.py $(PACKAGE_SOURCES)
 
 .PHONY: build build-model build-lambda sagemaker-local
 

@@ -14,4 +14,4 @@ test-opensearch: venv ## Run the index contract suite against a real cluster (ne
 		echo "test-opensearch needs OPENSEARCH_URL=https://host:port (optional OPENSEARCH_AUTH=none|basic|sigv4," \
 		     "OPENSEARCH_USER, OPENSEARCH_PASSWORD, AWS_REGION)" >&2; exit 2; fi
 	OPENSEARCH_URL="$(OPENSEARCH_URL)" OPENSEARCH_AUTH="$(OPENSEARCH_AUTH)" \
-		$(PY) -m pytest -q -rs tests/unit/test_index_contract.py -k "opensearch-live" $(PYTEST_ARGS)
+		$(PY) -m pytest -q -rs tests/index/test_index_contract.py -k "opensearch-live" $(PYTEST_ARGS)

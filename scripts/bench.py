@@ -205,13 +205,14 @@ def _proc_hwm(pid: int) -> float:
 
 
 def fashion_mnist_folder() -> Path:
-    from lookalike.datasets import export_images, fashion_mnist
+    from lookalike.config import Settings
+    from lookalike.eval.datasets import export_images, fashion_mnist
 
     out = CACHE.parent / "bench" / "fashion-mnist-test"
     marker = out / ".complete"
     if not marker.exists():
         print(f"writing the Fashion-MNIST test split as PNG files under {out} ...", flush=True)
-        export_images(fashion_mnist("test"), out)
+        export_images(fashion_mnist("test", datasets_dir=Settings.from_env().datasets_dir), out)
         marker.touch()
     return out
 

@@ -13,21 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.opensearch_standin import opensearch_standin  # noqa: F401  (fixture)
+from tests.support.opensearch_standin import opensearch_standin  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = ROOT / "data" / "demo"
 ARTIFACTS = ROOT / "test-artifacts"
 # The ONNX export is cached across test runs (and shared with `make demo`).
 CACHE_DIR = Path(os.environ.get("LOOKALIKE_CACHE_DIR", ROOT / ".cache" / "lookalike"))
+# Where `make datasets` unpacks the labelled sets; commands the tests start inherit it.
+DATASETS_DIR = Path(os.environ.setdefault("LOOKALIKE_DATASETS_DIR", str(ROOT / ".cache" / "datasets")))
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        # Tests mirror the package; tiers are marks (integration modules set pytestmark), except
+        # that everything under browser/ drives Chromium.
         parts = Path(str(item.fspath)).parts
-        if "integration" in parts:
-            item.add_marker(pytest.mark.integration)
-            item.add_marker(pytest.mark.slow)
         if "browser" in parts:
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.slow)
@@ -38,7 +39,8 @@ def settings_factory(tmp_path_factory):
     """``make(**overrides)`` → Settings built from an empty environment (never os.environ)."""
     from lookalike.config import Settings
 
-    base = {"HOME": str(tmp_path_factory.mktemp("home")), "LOOKALIKE_CACHE_DIR": str(CACHE_DIR)}
+    base = {"HOME": str(tmp_path_factory.mktemp("home")), "LOOKALIKE_CACHE_DIR": str(CACHE_DIR),
+            "LOOKALIKE_DATASETS_DIR": str(DATASETS_DIR)}
 
     def make(env: dict | None = None, **overrides):
         return Settings.from_env({**base, **(env or {})}, **overrides)
@@ -63,8 +65,8 @@ def demo_dir() -> Path:
 def demo_index_dir(tmp_path_factory, embedder) -> Path:
     """A FAISS index of the whole demo collection, built once per session by the real ingest."""
     from lookalike.index.faiss_index import FaissIndex
-    from lookalike.ingest import ingest_folder
-    from lookalike.service import model_info
+    from lookalike.index.ingest import ingest_folder
+    from lookalike.search.compat import model_info
 
     path = tmp_path_factory.mktemp("demo-index")
     index = FaissIndex(path, embedder.dim, model=model_info(embedder))
@@ -132,14 +134,21 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def command_env(extra: dict | None = None, *, drop: tuple[str, ...] = ("LOOKALIKE_",)) -> dict:
+    """The environment of a command a test starts: this one without ``drop``ped settings, with the
+    test caches (models, datasets) and ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env.update({"LOOKALIKE_CACHE_DIR": str(CACHE_DIR), "LOOKALIKE_DATASETS_DIR": str(DATASETS_DIR), **(extra or {})})
+    return env
+
+
 class LiveServer(ServerProcess):
     """``lookalike serve`` over ``index_dir``; ``env`` adds ``LOOKALIKE_*`` settings."""
 
     def __init__(self, index_dir: Path, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKALIKE_")}
-        full_env.update({"LOOKALIKE_CACHE_DIR": str(CACHE_DIR), **(env or {})})
+        full_env = command_env(env)
         self._start([sys.executable, "-m", "lookalike.cli", "serve", "--index-dir", str(index_dir),
                      "--host", "127.0.0.1", "--port", str(self.port)], self.url + "/healthz", full_env)
 

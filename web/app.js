@@ -3,8 +3,10 @@
 (function () {
   "use strict";
 
-  // API Gateway + Lambda (and `lookalike serve`) refuse a request body above 6 MB.
-  var MAX_BODY_BYTES = 6 * 1024 * 1024;
+  // The server's limits (limits.js, generated from lookalike/limits.py): API Gateway + Lambda
+  // (and `lookalike serve`) refuse a request body above maxBodyBytes.
+  var LIMITS = window.LOOKALIKE_LIMITS;
+  var MAX_BODY_BYTES = LIMITS.maxBodyBytes;
   // Base64 grows data by 4/3, so images above ~4 MB or 4096 px are re-encoded before upload.
   var DOWNSCALE_BYTES = 4 * 1024 * 1024;
   var MAX_SIDE = 4096;
@@ -12,7 +14,7 @@
   // Files this big are not even decoded: no photo needs it and it would stall the tab.
   var MAX_FILE_BYTES = 64 * 1024 * 1024;
   var K_MIN = 1;
-  var K_MAX = 100;
+  var K_MAX = LIMITS.kMax;
   var KEY_STORE = "lookalike.apiKeys";
 
   var $ = function (id) { return document.getElementById(id); };
@@ -614,6 +616,7 @@
   }
 
   if (config.warning) showError(config.warning);
+  el.k.max = String(K_MAX);
   document.documentElement.dataset.apiSource = config.source;
   loadHealth();
   document.documentElement.dataset.ready = "true";

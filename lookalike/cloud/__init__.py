@@ -1,6 +1,4 @@
-"""Cloud mode: the SageMaker embedder, S3 image URLs, the Lambda edge and their packaging.
-
-The Lambda package carries ``aws``, ``sagemaker_embedder``, ``storage`` and ``lambda_app``
-(Pillow + opensearch-py only; boto3 comes with the Lambda runtime, numpy is never imported).
-``sagemaker_server`` and ``packaging`` are local tools.
+"""Cloud mode, the parts that run in AWS: the SageMaker embedder, S3 image URLs and the cloud
+search service the Lambda serves (Pillow + opensearch-py only; boto3 comes with the Lambda
+runtime, numpy is never imported). Build tools and local emulators are in ``lookalike.artifacts``.
 """

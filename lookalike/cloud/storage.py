@@ -74,7 +74,7 @@ def upload_images(s3, bucket: str, prefix: str, paths: Iterable[PurePath]) -> Up
     """Upload image files under their content-addressed keys; objects already there are skipped."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ..ingest import image_id  # the index's own id function, so keys and ids always agree
+    from ..index.ingest import image_id  # the index's own id function, so keys and ids always agree
 
     report = UploadReport()
     for path in paths:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import limits as _limits
 from ..errors import ConfigError
 from .base import Embedder, PreparingEmbedder, check_vectors, l2_normalise
 
@@ -12,10 +13,10 @@ __all__ = ["Embedder", "PreparingEmbedder", "check_vectors", "l2_normalise", "cr
 
 def create_embedder(backbone: str = "efficientnet-lite2", *, cache_dir: Path, model: Path | None = None,
                     weights: Path | str | None = None, head: Path | None = None,
-                    batch_size: int = 16, threads: int = 0, bulk: bool = False) -> Embedder:
+                    batch_size: int = _limits.BATCH_SIZE, threads: int = 0, bulk: bool = False) -> Embedder:
     """Build the embedder for a backbone name, or for a custom ONNX ``model`` (whose
     preprocessing spec is read from ``model.with_suffix('.json')``)."""
-    from ..preprocess import PreprocessSpec
+    from .preprocess import PreprocessSpec
     from .onnx import OnnxEmbedder
 
     if model is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..preprocess import IMAGENET_SCALING, LITE_SCALING, PreprocessSpec
+from .preprocess import IMAGENET_SCALING, LITE_SCALING, PreprocessSpec
 
 logger = logging.getLogger(__name__)
 

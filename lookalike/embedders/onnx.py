@@ -12,8 +12,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
-from ..preprocess import PreprocessSpec, to_array
+from ..limits import BATCH_SIZE
 from .base import l2_normalise
+from .preprocess import PreprocessSpec, to_array
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class OnnxEmbedder:
     """
 
     def __init__(self, model_path: Path, spec: PreprocessSpec, *, name: str | None = None,
-                 head_path: Path | None = None, batch_size: int = 16, threads: int = 0, bulk: bool = False):
+                 head_path: Path | None = None, batch_size: int = BATCH_SIZE, threads: int = 0, bulk: bool = False):
         self.model_path = Path(model_path)
         self.spec = spec
         self.batch_size = batch_size
@@ -67,8 +68,21 @@ class OnnxEmbedder:
         self.head_path = Path(head_path) if head_path else None
         base = name or self.model_path.stem
         self.name = f"{base}+{self.head_path.stem}" if self.head_path else base
-        # Output width is probed once: ONNX shapes may be symbolic.
-        self.dim = int(self._run(np.zeros((1, 3, spec.crop, spec.crop), np.float32)).shape[1])
+        # Output widths are probed once: ONNX shapes may be symbolic.
+        probe = np.zeros((1, 3, spec.crop, spec.crop), np.float32)
+        if self._head is not None:
+            self._check_head(base, int(self._features(probe).shape[1]))
+        self.dim = int(self._run(probe).shape[1])
+
+    def _check_head(self, base: str, backbone_dim: int) -> None:
+        """Refuse a head of another width here, not as a shape error deep inside ONNX Runtime."""
+        shape = self._head.get_inputs()[0].shape
+        head_in = shape[-1] if shape else None
+        if isinstance(head_in, int) and head_in != backbone_dim:
+            trained = self._head.get_modelmeta().custom_metadata_map.get("lookalike.backbone", "").strip('"')
+            raise ConfigError(f"head {self.head_path} takes {head_in}-d vectors but {base} makes {backbone_dim}-d "
+                              "ones" + (f"; it was trained on {trained}" if trained else "")
+                              + "; use a head trained on this backbone")
 
     @property
     def fingerprint(self) -> str:
@@ -97,13 +111,17 @@ class OnnxEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.encode_prepared(np.stack([self.prepare(im) for im in images]))
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _features(self, batch: np.ndarray) -> np.ndarray:
+        """The backbone's L2-normalised ``(n, d)`` features, before any head."""
         features = self._session.run(None, {self._input: batch})[0]
         if features.ndim == 4:
             features = features.mean(axis=(2, 3))
         if features.ndim != 2:
             raise ConfigError(f"{self.model_path}: output must be (n, d) or (n, c, h, w), got {features.shape}")
-        features = l2_normalise(features)
+        return l2_normalise(features)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        features = self._features(batch)
         if self._head is not None:
             head_input = self._head.get_inputs()[0].name
             features = l2_normalise(self._head.run(None, {head_input: features})[0])

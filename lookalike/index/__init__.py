@@ -30,7 +30,7 @@ def open_index(backend: str = "faiss", *, settings, dim: int | None = None, mode
             raise ConfigError("creating an index needs the embedding dimension")
         return FaissIndex(path, dim, model=model, **params)
     if backend == "opensearch":
-        from .opensearch_index import OpenSearchIndex  # cloud extra: opensearch-py
+        from .opensearch import OpenSearchIndex  # cloud extra: opensearch-py
 
         return OpenSearchIndex.from_settings(settings, dim=dim, model=model, create=create)
     raise ConfigError(f"unknown index backend {backend!r}; choose one of {', '.join(BACKENDS)}")

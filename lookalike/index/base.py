@@ -1,7 +1,7 @@
 """The index protocol: string ids, unit vectors (inner product = cosine), JSON metadata.
 
 Every backend (FAISS on disk, OpenSearch k-NN) implements :class:`Index` and passes the one
-shared test suite in ``tests/unit/test_index_contract.py``.
+shared test suite in ``tests/index/test_index_contract.py``.
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
+from lookalike import limits
 from lookalike.embedders.onnx import OnnxEmbedder
+from lookalike.embedders.preprocess import PreprocessSpec
 from lookalike.errors import InvalidInput, LookalikeError, PayloadTooLarge, UnsupportedMediaType
 from lookalike.imaging import decode_base64, decode_image
-from lookalike.preprocess import PreprocessSpec
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,11 @@ MANIFEST = "lookalike-model.json"
 JSON = "application/json"
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif", "image/tiff",
                "application/octet-stream")
-# Same limits as the local API and the Lambda (lookalike.config.Settings defaults); the
-# endpoint's own request cap (6 MB) is enforced by SageMaker before this code runs.
-MAX_IMAGE_PIXELS = int(os.environ.get("LOOKALIKE_MAX_IMAGE_PIXELS", "40000000"))
-MAX_BATCH = 64
+MAX_BATCH = limits.MAX_IMAGES_PER_REQUEST
+# The pixel limit the archive was built with (its manifest, written from the same Settings as
+# the local API and the Lambda); model_fn reads it. The endpoint's own request cap (6 MB) is
+# enforced by SageMaker before this code runs.
+LIMITS = {"max_image_pixels": limits.MAX_IMAGE_PIXELS}
 
 try:  # inside the SageMaker containers: the toolkit maps this base class to the HTTP status
     from sagemaker_inference.errors import BaseInferenceToolkitError as _StatusError
@@ -59,6 +60,7 @@ def model_fn(model_dir: str) -> OnnxEmbedder:
     """Load the ONNX model (and optional head) named in ``lookalike-model.json``."""
     root = Path(model_dir)
     manifest = json.loads((root / MANIFEST).read_text())
+    LIMITS.update(manifest.get("limits") or {})
     spec = PreprocessSpec.from_file(root / manifest["spec"])
     head = root / manifest["head"] if manifest.get("head") else None
     embedder = OnnxEmbedder(root / manifest["model"], spec, name=manifest["name"], head_path=head,
@@ -68,7 +70,7 @@ def model_fn(model_dir: str) -> OnnxEmbedder:
 
 
 def _decode_raw(body, content_type: str) -> list:
-    return [decode_image(_as_bytes(body), max_pixels=MAX_IMAGE_PIXELS)]
+    return [decode_image(_as_bytes(body), max_pixels=LIMITS["max_image_pixels"])]
 
 
 def _decode_json(body, content_type: str) -> list:
@@ -83,7 +85,7 @@ def _decode_json(body, content_type: str) -> list:
         raise InvalidInput("'images' must be a list of base64 strings.")
     if len(items) > MAX_BATCH:
         raise PayloadTooLarge(f"At most {MAX_BATCH} images per request, got {len(items)}.")
-    return [decode_image(decode_base64(item), max_pixels=MAX_IMAGE_PIXELS) for item in items]
+    return [decode_image(decode_base64(item), max_pixels=LIMITS["max_image_pixels"]) for item in items]
 
 
 DECODERS = {JSON: _decode_json, **{media: _decode_raw for media in IMAGE_TYPES}}

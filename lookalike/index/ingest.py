@@ -1,0 +1,214 @@
+"""Batch ingest: walk a folder of images, embed them in batches, add them to an index.
+
+Three stages, timed separately: *read* (bytes + content hash, in the calling thread, to skip
+what is already indexed), *prepare* (decode + resize + normalise, in worker threads) and
+*embed* (batched model inference, kept busy by a bounded window of prepared images).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import LookalikeError
+from ..imaging import IMAGE_EXTENSIONS, decode_image
+from ..limits import BATCH_SIZE, MAX_IMAGE_PIXELS
+
+logger = logging.getLogger(__name__)
+
+# Preparing threads run this much nicer than the caller so they do not preempt the model's threads.
+PREPARE_NICENESS = 10
+
+
+@dataclass
+class IngestReport:
+    found: int = 0
+    indexed: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    pruned: int = 0
+    seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "prepare": 0.0, "embed": 0.0,
+                                                              "save": 0.0})
+
+    @property
+    def images_per_second(self) -> float:
+        return self.indexed / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"found": self.found, "indexed": self.indexed, "skipped": self.skipped,
+                "failed": [{"path": p, "reason": r} for p, r in self.failed], "pruned": self.pruned,
+                "seconds": round(self.seconds, 3), "images_per_second": round(self.images_per_second, 1),
+                "stages": {k: round(v, 3) for k, v in self.stages.items()}}
+
+
+def image_id(data: bytes) -> tuple[str, str]:
+    """``(id, sha256)`` of file content: the id is the first 16 hex digits of the SHA-256."""
+    digest = hashlib.sha256(data).hexdigest()
+    return digest[:16], digest
+
+
+def walk_images(root: Path) -> Iterator[Path]:
+    """Image files under ``root`` (by extension, case-insensitive), sorted, hidden entries skipped."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                yield Path(dirpath) / name
+
+
+def label_for(path: Path) -> str:
+    """The label of an image is the name of the folder that holds it."""
+    return path.parent.name
+
+
+class _Prepared:
+    __slots__ = ("id", "meta", "array", "error", "seconds")
+
+    def __init__(self, id, meta, array=None, error=None, seconds=0.0):
+        self.id, self.meta, self.array, self.error, self.seconds = id, meta, array, error, seconds
+
+
+def ingest_folder(root: Path, index, embedder, *, batch_size: int = BATCH_SIZE, workers: int = 2,
+                  max_pixels: int = MAX_IMAGE_PIXELS, prune: bool = False, checkpoint_every: int = 5000,
+                  progress: bool = True, save: bool = True) -> IngestReport:
+    """Embed every new image under ``root`` into ``index`` and save it.
+
+    An unreadable or corrupt file is recorded in ``report.failed`` and skipped. With
+    ``prune``, entries whose file under ``root`` no longer exists are deleted. The index is
+    saved every ``checkpoint_every`` new images, so an interrupted run keeps its progress.
+    """
+    from tqdm import tqdm
+
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise LookalikeError(f"{root} is not a folder", code="not_a_folder")
+    started = time.perf_counter()
+    report = IngestReport()
+    paths = list(walk_images(root))
+    report.found = len(paths)
+    prepare = getattr(embedder, "prepare", None)
+    seen: set[str] = set()
+    batch: list[_Prepared] = []
+    since_checkpoint = 0
+
+    def flush() -> None:
+        nonlocal since_checkpoint
+        if not batch:
+            return
+        t = time.perf_counter()
+        if prepare is not None:
+            vectors = embedder.encode_prepared(np.stack([p.array for p in batch]))
+        else:
+            vectors = embedder.encode([p.array for p in batch])
+        index.add([p.id for p in batch], vectors, [p.meta for p in batch])
+        report.stages["embed"] += time.perf_counter() - t
+        report.indexed += len(batch)
+        since_checkpoint += len(batch)
+        batch.clear()
+        if save and since_checkpoint >= checkpoint_every:
+            _save(index, report)
+            since_checkpoint = 0
+
+    def work(path: Path, id_: str, sha: str, data: bytes) -> _Prepared:
+        t = time.perf_counter()
+        meta = {"path": str(path), "label": label_for(path), "sha256": sha}
+        try:
+            image = decode_image(data, max_pixels=max_pixels)
+            array = prepare(image) if prepare is not None else image
+            return _Prepared(id_, meta, array, seconds=time.perf_counter() - t)
+        except LookalikeError as exc:
+            return _Prepared(id_, meta, error=exc.message, seconds=time.perf_counter() - t)
+        except Exception as exc:  # noqa: BLE001 - one bad file must never abort the run
+            return _Prepared(id_, meta, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t)
+
+    bar = tqdm(total=len(paths), unit="img", disable=not progress, dynamic_ncols=True, desc="indexing")
+    window: deque[Future] = deque()
+    limit = max(2 * batch_size, 4 * workers)
+
+    def drain(until: int) -> None:
+        # Take prepared images as soon as they are ready (so the first batch starts as soon as it is
+        # full); wait for one only while more than ``until`` are in flight.
+        while window and (len(window) > until or window[0].done()):
+            item = window.popleft().result()
+            report.stages["prepare"] += item.seconds
+            if item.error is not None:
+                report.failed.append((item.meta["path"], item.error))
+                logger.warning("skipped %s: %s", item.meta["path"], item.error)
+            else:
+                batch.append(item)
+                if len(batch) >= batch_size:
+                    flush()
+            bar.update(1)
+            bar.set_postfix(new=report.indexed + len(batch), skipped=report.skipped, failed=len(report.failed),
+                            refresh=False)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare", initializer=_yield_to_model) as pool:
+        for path in paths:
+            t = time.perf_counter()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                report.stages["read"] += time.perf_counter() - t
+                report.failed.append((str(path), f"cannot read: {exc.strerror or exc}"))
+                bar.update(1)
+                continue
+            id_, sha = image_id(data)
+            report.stages["read"] += time.perf_counter() - t
+            if id_ in index or id_ in seen:
+                report.skipped += 1
+                bar.update(1)
+                continue
+            seen.add(id_)
+            window.append(pool.submit(work, path, id_, sha, data))
+            drain(limit)
+        drain(0)
+    flush()
+    bar.close()
+
+    if prune:
+        gone = [i for i, meta in index.items()
+                if _is_under(meta.get("path", ""), root) and not Path(meta["path"]).exists()]
+        report.pruned = index.delete(gone)
+    if save and (report.indexed or report.pruned or not _saved(index)):
+        _save(index, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _yield_to_model() -> None:
+    """Lower this preparing thread's scheduling priority (Linux: per thread) below the model's.
+
+    The model's threads meet at a barrier after every parallel operator, so a preparing thread
+    that preempts one of them stalls all of them; at a lower priority it runs in the gaps instead.
+    """
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + PREPARE_NICENESS))
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
+def _is_under(path: str, root: Path) -> bool:
+    return path.startswith(str(root) + os.sep)
+
+
+def _saved(index) -> bool:
+    return getattr(index, "generation", 1) > 0
+
+
+def _save(index, report: IngestReport) -> None:
+    t = time.perf_counter()
+    index.save()
+    report.stages["save"] += time.perf_counter() - t

@@ -1,0 +1,116 @@
+"""The one request/response shape of ``POST /search`` (local API, Lambda, CLI ``--json``).
+
+Request:  ``{"image": "<base64>", "k": 5, "filter": {"label": "birds"}}``
+Response: ``{"results": [{"id", "label", "score", "url"}], "took_ms": 12.3}``, plus
+``"predicted_label"`` when the service runs a two-step (classify, then search that class) search.
+
+Parsing is plain Python (no pydantic, no numpy) so the Lambda validates with this same code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .. import limits as _limits
+from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from ..imaging import decode_base64
+
+FILTER_FIELDS = ("label",)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_request_bytes: int = _limits.MAX_REQUEST_BYTES
+    max_image_pixels: int = _limits.MAX_IMAGE_PIXELS
+    k_default: int = _limits.K_DEFAULT
+    k_max: int = _limits.K_MAX
+
+    @classmethod
+    def from_settings(cls, settings) -> Limits:
+        return cls(settings.max_request_bytes, settings.max_image_pixels, settings.k_default, settings.k_max)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    image: bytes
+    k: int = _limits.K_DEFAULT
+    filter: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    id: str
+    label: str | None
+    score: float
+    url: str
+
+
+@dataclass
+class SearchResponse:
+    results: list[SearchResult] = field(default_factory=list)
+    took_ms: float = 0.0
+    predicted_label: str | None = None  # set by a two-step search (a classifier is configured)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"results": [asdict(r) for r in self.results], "took_ms": round(self.took_ms, 2)}
+        if self.predicted_label is not None:
+            out["predicted_label"] = self.predicted_label
+        return out
+
+
+def check_content_type(content_type: str | None) -> None:
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got {media or 'nothing'!r}.")
+
+
+def parse_json_body(body: bytes | str, limits: Limits) -> Any:
+    if len(body) > limits.max_request_bytes:
+        raise PayloadTooLarge(f"Request body is larger than {limits.max_request_bytes} bytes.")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("Request body is not valid JSON.") from None
+
+
+def parse_k(raw: Any, limits: Limits) -> int:
+    if raw is None:
+        return limits.k_default
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        if isinstance(raw, str) and raw.strip().isdigit():
+            raw = int(raw)
+        else:
+            raise InvalidInput(f"'k' must be an integer in 1..{limits.k_max}.")
+    if not 1 <= raw <= limits.k_max:
+        raise InvalidInput(f"'k' must be in 1..{limits.k_max}, got {raw}.")
+    return raw
+
+
+def parse_filter(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidInput("'filter' must be an object such as {\"label\": \"birds\"}.")
+    unknown = sorted(set(raw) - set(FILTER_FIELDS))
+    if unknown:
+        raise InvalidInput(f"'filter' supports only {', '.join(FILTER_FIELDS)}; got {', '.join(unknown)}.")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) for v in values):
+            raise InvalidInput(f"'filter.{key}' must be a string or a non-empty list of strings.")
+        out[key] = value
+    return out or None
+
+
+def parse_search_request(payload: Any, limits: Limits) -> SearchRequest:
+    """Validate a decoded JSON payload into a :class:`SearchRequest` (image still undecoded)."""
+    if not isinstance(payload, dict):
+        raise InvalidInput("Request body must be a JSON object with 'image' and 'k'.")
+    if "image" not in payload:
+        raise InvalidInput("Missing field 'image' (base64-encoded image bytes).")
+    image = decode_base64(payload["image"], max_bytes=limits.max_request_bytes)
+    return SearchRequest(image=image, k=parse_k(payload.get("k"), limits), filter=parse_filter(payload.get("filter")))

@@ -1,0 +1,89 @@
+"""The search service: image bytes → embedding → k-NN → results.
+
+The CLI, the local HTTP API and the Lambda handler are thin edges over :class:`SearchService`;
+they differ only in the embedder (local ONNX or a SageMaker endpoint), the index (FAISS or
+OpenSearch) and how result URLs are made.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..imaging import decode_image
+from .compat import check_compatible
+from .schema import Limits, SearchRequest, SearchResponse, SearchResult, parse_search_request
+
+logger = logging.getLogger(__name__)
+
+UrlFor = Callable[[str, dict[str, Any]], str]
+
+
+def local_url(id: str, metadata: dict[str, Any]) -> str:
+    return f"/images/{id}"
+
+
+class SearchService:
+    def __init__(self, embedder, index, *, limits: Limits, url_for: UrlFor = local_url,
+                 reload: Callable[[Any], Any] | None = None, reload_interval: float = 2.0, classifier=None):
+        check_compatible(embedder, index)
+        if classifier is not None:
+            classifier.check_compatible(embedder)
+        self.embedder = embedder
+        self.classifier = classifier  # two-step search: see lookalike.search.twostep
+        self.index = index
+        self.limits = limits
+        self.url_for = url_for
+        self._reload = reload
+        self._reload_interval = reload_interval
+        self._next_check = time.monotonic() + reload_interval
+        self._reload_lock = threading.Lock()
+
+    def search(self, request: SearchRequest) -> SearchResponse:
+        """Decode and embed the query image, return the ``request.k`` nearest entries."""
+        started = time.perf_counter()
+        image = decode_image(request.image, max_pixels=self.limits.max_image_pixels)
+        return self.search_image(image, request.k, request.filter, started=started)
+
+    def search_image(self, image, k: int, filter: dict[str, Any] | None = None, *,
+                     started: float | None = None) -> SearchResponse:
+        started = time.perf_counter() if started is None else started
+        self._maybe_reload()
+        vector = self.embedder.encode([image])
+        predicted = None
+        if self.classifier is not None:
+            from .twostep import classify_then_search
+
+            labels, found = classify_then_search(self.classifier, self.index, vector, k, filter)
+            predicted, hits = str(labels[0]), found[0]
+        else:
+            hits = self.index.search(vector, k, filter)[0]
+        results = [SearchResult(id=h.id, label=h.metadata.get("label"), score=round(h.score, 6),
+                                url=self.url_for(h.id, h.metadata)) for h in hits]
+        return SearchResponse(results=results, took_ms=(time.perf_counter() - started) * 1000,
+                              predicted_label=predicted)
+
+    def search_payload(self, payload: Any) -> dict[str, Any]:
+        """Validate a decoded JSON request body and answer it as a response dict."""
+        return self.search(parse_search_request(payload, self.limits)).to_dict()
+
+    def _maybe_reload(self) -> None:
+        """Pick up an index saved by another process (e.g. `lookalike index` while serving)."""
+        if self._reload is None or time.monotonic() < self._next_check:
+            return
+        with self._reload_lock:
+            if time.monotonic() < self._next_check:
+                return
+            self._next_check = time.monotonic() + self._reload_interval
+            try:
+                fresh = self._reload(self.index)
+            except Exception:  # noqa: BLE001 - keep serving the index we have
+                logger.exception("index reload failed; still serving the loaded index")
+                return
+            if fresh is not None:
+                check_compatible(self.embedder, fresh)
+                self.index = fresh
+                logger.info("reloaded index: %d entries", len(fresh))
