@@ -50,7 +50,7 @@ def cloud_options() -> argparse.ArgumentParser:
     g.add_argument("--opensearch-index", help=f"OpenSearch index name (default {DEFAULTS.opensearch_index})")
     g.add_argument("--bucket", dest="images_bucket", help="S3 bucket for the images")
     g.add_argument("--prefix", dest="images_prefix", help=f"key prefix in the bucket (default {DEFAULTS.images_prefix})")
-    g.add_argument("--region", dest="aws_region", help="AWS region (default AWS_REGION)")
+    g.add_argument("--region", dest="aws_region", help="AWS region (env AWS_REGION)")
     g.add_argument("--endpoint-url", help="send every AWS call to this URL (an emulator such as moto)")
     return parent
 

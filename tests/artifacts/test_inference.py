@@ -195,3 +195,24 @@ def test_real_inference_toolkit_maps_errors_to_status_codes(model_dir, embedder,
     assert context.status[0] == 400 and "invalid_image" in out
     context, out = call(b'{"image": 5}', {"Content-Type": "application/json"})
     assert context.status[0] == 400 and "invalid_input" in out
+
+
+def test_the_pixel_limit_comes_from_the_archive_manifest(inference, model_dir, tmp_path):
+    """inference.py reads no environment: the limit is the one the archive was built with."""
+    import shutil
+
+    from lookalike import limits
+
+    manifest = json.loads((model_dir / "lookalike-model.json").read_text())
+    assert manifest["limits"] == {"max_image_pixels": limits.MAX_IMAGE_PIXELS}
+    small = tmp_path / "model"
+    shutil.copytree(model_dir, small)
+    (small / "lookalike-model.json").write_text(json.dumps({**manifest, "limits": {"max_image_pixels": 1000}}))
+    try:
+        inference.model_fn(str(small))
+        with pytest.raises(Exception) as excinfo:
+            inference.input_fn(encode(Image.new("RGB", (40, 40)), "PNG"), "image/png")
+        assert status_of(excinfo) == (413, "image_too_large")
+        assert "os.environ" not in INFERENCE.read_text()
+    finally:
+        inference.model_fn(str(model_dir))
