@@ -70,6 +70,7 @@ class Settings:
     classifier: Path | None = None  # two-step search: predict the query's class, search only that class
     datasets_dir: Path | None = None  # where `make datasets` unpacked the labelled sets (evaluation only)
     batch_size: int = limits.BATCH_SIZE
+    checkpoint_every: int = 5000  # `lookalike index` saves after this many new images (and at the end)
     workers: int = max(1, min(4, os.cpu_count() or 1))
     threads: int = 0  # ONNX Runtime intra-op threads; 0 lets it use all cores
 
@@ -84,6 +85,10 @@ class Settings:
     max_image_pixels: int = limits.MAX_IMAGE_PIXELS
     k_default: int = limits.K_DEFAULT
     k_max: int = limits.K_MAX
+    decode_budget_pixels: int = limits.DECODE_BUDGET_PIXELS
+    decode_wait_seconds: float = limits.DECODE_WAIT_SECONDS
+    header_timeout: float = 10.0  # seconds a client has to send its request line and headers
+    body_timeout: float = 60.0  # seconds a client has to send its whole body (6 MB over ~1 Mbit/s)
 
     # HTTP server.
     host: str = "127.0.0.1"
@@ -142,11 +147,17 @@ class Settings:
 
         need(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
         need(self.workers >= 1, "workers", self.workers, "must be >= 1")
+        need(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "must be >= 1")
         need(self.threads >= 0, "threads", self.threads, "must be >= 0")
         need(1 <= self.k_default <= self.k_max, "k_default", self.k_default, f"must be in 1..{self.k_max}")
         need(self.k_max >= 1, "k_max", self.k_max, "must be >= 1")
         need(self.max_request_bytes >= 1024, "max_request_bytes", self.max_request_bytes, "must be >= 1024")
         need(self.max_image_pixels >= 1, "max_image_pixels", self.max_image_pixels, "must be >= 1")
+        # An image larger than the budget is admitted alone (DecodeBudget), so any value works.
+        need(self.decode_budget_pixels >= 1, "decode_budget_pixels", self.decode_budget_pixels, "must be >= 1")
+        need(self.decode_wait_seconds >= 0, "decode_wait_seconds", self.decode_wait_seconds, "must be >= 0")
+        need(self.header_timeout > 0, "header_timeout", self.header_timeout, "must be > 0")
+        need(self.body_timeout > 0, "body_timeout", self.body_timeout, "must be > 0")
         need(self.hnsw_threshold >= 0, "hnsw_threshold", self.hnsw_threshold, "must be >= 0")
         need(self.hnsw_m >= 4, "hnsw_m", self.hnsw_m, "must be >= 4")
         need(self.hnsw_ef_construction >= 8, "hnsw_ef_construction", self.hnsw_ef_construction, "must be >= 8")
@@ -175,6 +186,8 @@ for _f in dataclasses.fields(Settings):
         _CASTS[_f.name] = _csv
     elif _type == "int":
         _CASTS[_f.name] = int
+    elif _type == "float":
+        _CASTS[_f.name] = float
     elif _type == "bool":
         _CASTS[_f.name] = _bool
     elif _type == "Path":

@@ -63,6 +63,23 @@ class BackendUnavailable(LookalikeError):
     code = "backend_unavailable"
 
 
+class RequestTimeout(LookalikeError):
+    """The client did not send its request within the server's deadline."""
+
+    status = 408
+    code = "request_timeout"
+
+
+class Overloaded(BackendUnavailable):
+    """Too much work in flight (e.g. large images being decoded); the client should retry soon."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: int = 2):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class ConfigError(LookalikeError):
     """A setting has a value that cannot be used; the message names the key and the value."""
 

@@ -10,32 +10,49 @@ import base64
 import binascii
 import io
 import re
+import threading
+import time
 import warnings
+from contextlib import contextmanager
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import InvalidInput, PayloadTooLarge
+from .errors import InvalidInput, Overloaded, PayloadTooLarge
 
 # A truncated file must be rejected, not silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+# The formats lookalike promises; Pillow would also open PPM, ICO, PCX, TGA and more, whose
+# decoders see far less use (and scrutiny), so they are refused like any non-image.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+_BASE64_SPACE = re.compile(r"[ \t\r\n]+")
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+;base64,", re.IGNORECASE)
 BACKGROUND = (255, 255, 255)
 ORIENTATION_TAG = 0x0112  # EXIF Orientation
 
 
 def decode_base64(text: str, *, max_bytes: int | None = None) -> bytes:
-    """Decode standard base64 (a ``data:image/...;base64,`` prefix is accepted)."""
+    """Decode base64 as clients send it: the standard or the URL-safe alphabet, with or without
+    ``=`` padding, line breaks of MIME base64 (``base64`` without ``-w0``) ignored, and an
+    optional ``data:image/...;base64,`` prefix. Anything else (other characters, a mixed
+    alphabet, a length no encoder makes) is refused."""
     if not isinstance(text, str):
         raise InvalidInput("'image' must be a base64 string.")
-    text = _DATA_URL.sub("", text.strip(), count=1)
+    text = _BASE64_SPACE.sub("", _DATA_URL.sub("", text.strip(), count=1))
     if not text:
         raise InvalidInput("'image' is empty.")
     if max_bytes is not None and len(text) * 3 // 4 > max_bytes:
         raise PayloadTooLarge(f"Image is larger than {max_bytes} bytes.")
+    urlsafe = "-" in text or "_" in text
+    if urlsafe and ("+" in text or "/" in text):
+        raise InvalidInput("'image' mixes the standard and the URL-safe base64 alphabets.")
+    text = text.rstrip("=")
+    if len(text) % 4 == 1:
+        raise InvalidInput("'image' is not valid base64 (its length is not one an encoder makes).")
+    padded = text + "=" * (-len(text) % 4)
     try:
-        return base64.b64decode(text, validate=True)
+        return base64.b64decode(padded, altchars=b"-_" if urlsafe else None, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInput("'image' is not valid base64.") from None
 
@@ -53,7 +70,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
         with warnings.catch_warnings():
             # Pillow's own bomb guard warns (or raises) on huge images; our own limit below decides.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = image.size
             if width * height > max_pixels:
                 raise PayloadTooLarge(
@@ -106,3 +123,57 @@ def thumbnail_bytes(image: Image.Image, size: int) -> bytes:
     out = io.BytesIO()
     thumb.save(out, format="JPEG", quality=85)
     return out.getvalue()
+
+
+def image_pixels(data: bytes) -> int:
+    """Width × height from the image header alone (0 when it cannot be read; decoding says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            width, height = Image.open(io.BytesIO(data)).size
+        return width * height
+    except Exception:  # noqa: BLE001 - any failure is reported by decode_image with the right code
+        return 0
+
+
+class DecodeBudget:
+    """Bounds how many pixels of large images are decoded at once in this process.
+
+    Decoding and resizing costs ~4-8 bytes per pixel, so one 40 MP image is 150+ MB; sixteen at
+    once would be several GB. Images under ``small`` pixels pass freely; larger ones wait for
+    their share of ``pixels`` for up to ``wait`` seconds, then get :class:`Overloaded` (503 with
+    ``Retry-After``) instead of taking the server down.
+    """
+
+    def __init__(self, pixels: int, *, wait: float = 10.0, small: int = 4_000_000, on_release=None):
+        self.pixels, self.wait, self.small = int(pixels), float(wait), int(small)
+        self.in_use = 0
+        self._on_release = on_release
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int):
+        """Hold ``pixels`` of the budget while the block runs (free for small images)."""
+        if pixels < self.small:
+            yield
+            return
+        share = min(int(pixels), self.pixels)  # one image at the limit may always run alone
+        deadline = time.monotonic() + self.wait
+        with self._cond:
+            while self.in_use + share > self.pixels:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._cond.wait(left):
+                    if self.in_use + share > self.pixels:
+                        raise Overloaded(f"The server is decoding other large images; retry in a few seconds "
+                                         f"({pixels} pixels waited {self.wait:.0f} s).")
+            self.in_use += share
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_use -= share
+                idle = self.in_use == 0
+                self._cond.notify_all()
+            if idle and self._on_release is not None:
+                self._on_release()
+

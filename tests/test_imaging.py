@@ -104,10 +104,28 @@ def test_base64_accepts_plain_and_data_urls():
     assert decode_base64("data:image/png;base64," + text) == raw
 
 
-@pytest.mark.parametrize("bad", ["not base64!!", "abc", 123, None, ""])
+@pytest.mark.parametrize("variant", [base64.b64encode, base64.urlsafe_b64encode, base64.encodebytes,
+                                     lambda raw: base64.b64encode(raw).rstrip(b"="),
+                                     lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=")],
+                         ids=["standard", "urlsafe", "mime", "unpadded", "urlsafe-unpadded"])
+def test_base64_accepts_what_encoders_send(variant):
+    raw = bytes(range(256)) * 4 + b"\xfb\xff"  # every byte, and the ones that differ between alphabets
+    assert decode_base64(variant(raw).decode()) == raw
+
+
+@pytest.mark.parametrize("bad", ["not base64!!", "abcde", "ab+c-d==", "YW\x00I=", 123, None, "", "  \n"])
 def test_base64_rejects_bad_input(bad):
     with pytest.raises(InvalidInput):
         decode_base64(bad)
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "ICO", "PCX", "TGA", "XBM"])
+def test_only_the_documented_formats_decode(fmt):
+    """Pillow opens these too; lookalike promises JPEG, PNG, WebP, BMP, GIF and TIFF only."""
+    out = io.BytesIO()
+    Image.new("1" if fmt == "XBM" else "RGB", (16, 16)).save(out, format=fmt)
+    with pytest.raises(InvalidInput, match="not a recognised image"):
+        decode_image(out.getvalue(), max_pixels=10**6)
 
 
 def test_base64_size_limit():
@@ -147,3 +165,34 @@ def _orientation(value: int) -> Image.Exif:
     exif = Image.Exif()
     exif[ORIENTATION_TAG] = value
     return exif
+
+
+def test_decode_budget_admits_large_images_in_turn_and_refuses_after_the_wait():
+    import threading
+
+    from lookalike.errors import Overloaded
+    from lookalike.imaging import DecodeBudget
+
+    released = []
+    budget = DecodeBudget(50, wait=0.2, small=10, on_release=lambda: released.append(1))
+    with budget.hold(5):  # small images never wait
+        assert budget.in_use == 0
+    with budget.hold(40):
+        assert budget.in_use == 40
+        with pytest.raises(Overloaded) as excinfo:
+            with budget.hold(40):
+                pass
+        assert excinfo.value.status == 503 and excinfo.value.headers["Retry-After"]
+        with budget.hold(5):
+            pass
+    assert budget.in_use == 0 and released == [1]
+    with budget.hold(500):  # larger than the whole budget: admitted alone
+        assert budget.in_use == 50
+    order = []
+    with budget.hold(40):
+        waiter = threading.Thread(target=lambda: budget.hold(40).__enter__() or order.append("second"))
+        waiter.start()
+        order.append("first done")
+    waiter.join(2)
+    assert order == ["first done", "second"]
+

@@ -6,20 +6,23 @@ healthz, request ids and error bodies are decided there, identically for the Lam
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from ..errors import InvalidInput, LookalikeError, NotFound, PayloadTooLarge, error_body
+from ..errors import InvalidInput, LookalikeError, NotFound, PayloadTooLarge, RequestTimeout, error_body
 from .http import ROUTES, HttpLayer, ServiceHolder, error_response, image_signature, request_id
-from .openapi import IMAGE_RESPONSES, SEARCH_RESPONSES, SearchResponseModel, search_body
+from .openapi import HEALTH_RESPONSES, IMAGE_RESPONSES, SEARCH_RESPONSES, SearchResponseModel, finish, search_body
 from .thumbs import Thumbs
 
 logger = logging.getLogger(__name__)
@@ -67,9 +70,8 @@ def create_app(settings, *, service=None, service_factory=None) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
         return _json(error_response(InvalidInput(f"{where}: {first.get('msg', 'invalid value')}")))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
-        return _json(error_response(exc))
+    # Other exceptions are answered by HttpEdge: Starlette's own handler for them re-raises after
+    # answering, and uvicorn then drops the keep-alive connection without saying so.
 
     @app.post("/search", response_model=SearchResponseModel, openapi_extra={"requestBody": search_body(layer.limits)},
               responses=SEARCH_RESPONSES, summary="Find the K images most similar to a query image")
@@ -77,15 +79,13 @@ def create_app(settings, *, service=None, service_factory=None) -> FastAPI:
         headers = request.headers
         layer.require_key(headers)
         layer.check_body_headers(headers)
-        body = await _read_body(request, layer.limits.max_request_bytes)
+        body = await _read_body(request, layer.limits.max_request_bytes, settings.body_timeout)
         return JSONResponse(await run_in_threadpool(layer.search, body))
 
     @app.get("/images/{id}", summary="An indexed image, or its thumbnail with ?size=thumb",
-             responses=IMAGE_RESPONSES)
-    def image(id: str, request: Request, size: str = "full", sig: str | None = None):
+             responses=IMAGE_RESPONSES, response_class=Response)
+    def image(id: str, request: Request, size: Literal["full", "thumb"] = "full", sig: str | None = None):
         layer.require_key_or_signature(request.headers, id, sig)
-        if size not in ("full", "thumb"):
-            raise InvalidInput("size must be 'full' or 'thumb'.")
         meta = holder.get().index.get(id)
         if meta is None or not meta.get("path"):
             raise NotFound(f"No image with id {id!r}.")
@@ -98,11 +98,17 @@ def create_app(settings, *, service=None, service_factory=None) -> FastAPI:
                             media_type="image/jpeg", headers=headers)
         return FileResponse(path, headers=headers)
 
-    @app.get("/healthz", summary="Liveness and readiness",
-             responses={503: {"description": "No index loaded yet, or a backend is down"}})
+    @app.get("/healthz", summary="Liveness and readiness", responses=HEALTH_RESPONSES)
     def healthz():
         return _json(layer.healthz())
 
+    def openapi():
+        if app.openapi_schema is None:
+            app.openapi_schema = finish(get_openapi(title=app.title, version=app.version, description=app.description,
+                                                    routes=app.routes), key_required=bool(settings.api_key))
+        return app.openapi_schema
+
+    app.openapi = openapi
     app.add_middleware(HttpEdge, layer=layer)
     web_dir = settings.web_dir or DEFAULT_WEB_DIR
     if Path(web_dir).is_dir():
@@ -112,13 +118,19 @@ def create_app(settings, *, service=None, service_factory=None) -> FastAPI:
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+                chunks.append(chunk)
+    except TimeoutError:
+        exc = RequestTimeout(f"The request body did not arrive within {timeout:g} s.")
+        exc.headers = {"Connection": "close"}  # the rest of it may still be on its way
+        raise exc from None
     return b"".join(chunks)
 
 
@@ -131,10 +143,23 @@ def route_of(path: str) -> str | None:
     return None
 
 
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+
+
 class HttpEdge:
-    """Plain ASGI middleware: the shared layer's early answers (OPTIONS, 405), its CORS and
-    request-id headers on every response, and one log line per request. (Starlette's
-    ``BaseHTTPMiddleware`` costs about a millisecond a request.)"""
+    """Plain ASGI middleware around the app (Starlette's ``BaseHTTPMiddleware`` costs about a
+    millisecond a request):
+
+    - the shared layer's early answers (OPTIONS, 405), and its CORS and request-id headers on
+      every response; HEAD is answered as GET without the body;
+    - a request body the app did not read (413, 415, 401, ...) is drained, bounded in bytes and
+      time, before the answer goes out: closing a socket with unread bytes makes the kernel send
+      a reset, and clients that send the whole body first (urllib, ``Connection: close``) then
+      never see the answer. Past the bounds the answer says ``Connection: close``;
+    - an unexpected error is answered here as the generic 500 (keeping the connection usable),
+      and a client that went away mid-request is one log line, not a traceback.
+    """
 
     def __init__(self, app, layer: HttpLayer):
         self.app, self.layer = app, layer
@@ -145,20 +170,27 @@ class HttpEdge:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         rid = request_id(headers.get("x-request-id"))
-        started, status = time.perf_counter(), 500
+        started, status, sent = time.perf_counter(), 500, False
         extra = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                  for k, v in self.layer.finish_headers(headers, rid).items()]
-
         route = route_of(scope["path"])
         head = scope["method"] == "HEAD" and route is not None and "HEAD" in ROUTES[route]
         if head:  # answered as GET without the body (RFC 9110), through the same checks
             scope = {**scope, "method": "GET"}
+        body = _BodyState(headers)
+
+        async def receive_tracked():
+            return body.seen(await receive())
 
         async def send_with_headers(message):
-            nonlocal status
+            nonlocal status, sent
             if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *extra]
+                status, sent = message["status"], True
+                out = [*message.get("headers", ()), *extra]
+                if not body.done and not any(k == b"connection" for k, _ in out) \
+                        and not await body.drain(receive_tracked):
+                    out.append((b"connection", b"close"))
+                message = {**message, "headers": out}
             elif head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             await send(message)
@@ -166,9 +198,47 @@ class HttpEdge:
         try:
             early = self.layer.early("HEAD" if head else scope["method"], route, headers)
             if early is not None:
-                await _json(early)(scope, receive, send_with_headers)
+                await _json(early)(scope, receive_tracked, send_with_headers)
             else:
-                await self.app(scope, receive, send_with_headers)
+                await self.app(scope, receive_tracked, send_with_headers)
+        except ClientDisconnect:
+            logger.info("%s %s: the client went away before sending its whole request (id=%s)",
+                        scope["method"], scope["path"], rid)
+        except Exception as exc:  # noqa: BLE001 - answered as the one error shape, logged once
+            if sent:
+                raise
+            await _json(error_response(exc))(scope, receive_tracked, send_with_headers)
         finally:
             logger.info("%s %s %s %.1fms id=%s", scope["method"], scope["path"], status,
                         (time.perf_counter() - started) * 1000, rid)
+
+
+class _BodyState:
+    """How much of the request body has been received, and draining the rest."""
+
+    def __init__(self, headers: dict[str, str]):
+        length = headers.get("content-length", "")
+        self.declared = int(length) if length.isascii() and length.isdigit() else None
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        self.done = not chunked and not self.declared
+        self.received = 0
+
+    def seen(self, message):
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            self.done = self.done or not message.get("more_body", False)
+        elif message["type"] == "http.disconnect":
+            self.done = True
+        return message
+
+    async def drain(self, receive) -> bool:
+        """Read and drop the rest of the body; False when it is too big or too slow to wait for."""
+        if self.declared is not None and self.declared - self.received > DRAIN_BYTES:
+            return False
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while not self.done and self.received <= DRAIN_BYTES:
+                    await receive()
+        except TimeoutError:
+            return False
+        return self.done

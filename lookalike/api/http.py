@@ -53,7 +53,7 @@ def allow_header(route: str) -> str:
 def error_response(exc: BaseException) -> Response:
     """Any exception as the one error shape (:func:`lookalike.errors.to_http`)."""
     status, body = to_http(exc)
-    return Response(status, body)
+    return Response(status, body, dict(getattr(exc, "headers", None) or {}) if isinstance(exc, LookalikeError) else {})
 
 
 def image_signature(secret: str, id: str) -> str:

@@ -53,6 +53,9 @@ class LambdaApp:
             logger.error("configuration error: %s", exc.message)
             return cls(None, config_error=exc)
         logging.getLogger("lookalike").setLevel(settings.log_level.upper())
+        from .. import memory
+
+        memory.pin_mmap_threshold()  # a large image's memory goes back after the request
         return cls(settings)
 
     def service(self):

@@ -35,7 +35,7 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # package) and the tests read it from here.
 MODEL_MODULES = ("__init__.py", "errors.py", "imaging.py", "limits.py",
                  "embedders/__init__.py", "embedders/base.py", "embedders/onnx.py", "embedders/preprocess.py")
-LAMBDA_MODULES = ("__init__.py", "config.py", "errors.py", "imaging.py", "limits.py",
+LAMBDA_MODULES = ("__init__.py", "config.py", "errors.py", "imaging.py", "limits.py", "memory.py",
                   "search/__init__.py", "search/schema.py", "search/service.py", "search/compat.py",
                   "index/__init__.py", "index/base.py",
                   "index/opensearch/__init__.py", "index/opensearch/client.py", "index/opensearch/mapping.py",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ..imaging import decode_image
+from ..imaging import decode_image, image_pixels
 from ..search.schema import Limits, SearchRequest, SearchResponse
 from ..search.service import SearchService
 from .sagemaker_embedder import EncodedImage
@@ -19,7 +19,8 @@ class CloudSearchService(SearchService):
 
     def search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
-        decode_image(request.image, max_pixels=self.limits.max_image_pixels)
+        with self.budget.hold(image_pixels(request.image)):
+            decode_image(request.image, max_pixels=self.limits.max_image_pixels)
         return self.search_image(EncodedImage(request.image), request.k, request.filter, started=started)
 
 

@@ -26,10 +26,13 @@ class Limits:
     max_image_pixels: int = _limits.MAX_IMAGE_PIXELS
     k_default: int = _limits.K_DEFAULT
     k_max: int = _limits.K_MAX
+    decode_budget_pixels: int = _limits.DECODE_BUDGET_PIXELS
+    decode_wait_seconds: float = _limits.DECODE_WAIT_SECONDS
 
     @classmethod
     def from_settings(cls, settings) -> Limits:
-        return cls(settings.max_request_bytes, settings.max_image_pixels, settings.k_default, settings.k_max)
+        return cls(settings.max_request_bytes, settings.max_image_pixels, settings.k_default, settings.k_max,
+                   settings.decode_budget_pixels, settings.decode_wait_seconds)
 
 
 @dataclass(frozen=True)
@@ -72,25 +75,31 @@ def parse_json_body(body: bytes | str, limits: Limits) -> Any:
         raise PayloadTooLarge(f"Request body is larger than {limits.max_request_bytes} bytes.")
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # also integers over Python's 4,300-digit limit
         raise InvalidInput("Request body is not valid JSON.") from None
+    except RecursionError:  # [[[[... nested deeper than the parser's stack
+        raise InvalidInput("Request body is nested too deeply.") from None
+
+
+MISSING = object()
 
 
 def parse_k(raw: Any, limits: Limits) -> int:
-    if raw is None:
+    """``k`` must be a JSON integer (``5``, or ``5.0``, which JSON Schema counts as one; not a string,
+    a boolean or null); absent means the default."""
+    if raw is MISSING:
         return limits.k_default
+    if isinstance(raw, float) and raw.is_integer() and abs(raw) < 2**53:
+        raw = int(raw)
     if isinstance(raw, bool) or not isinstance(raw, int):
-        if isinstance(raw, str) and raw.strip().isdigit():
-            raw = int(raw)
-        else:
-            raise InvalidInput(f"'k' must be an integer in 1..{limits.k_max}.")
+        raise InvalidInput(f"'k' must be an integer in 1..{limits.k_max}, got {type(raw).__name__ if raw is not None else 'null'}.")
     if not 1 <= raw <= limits.k_max:
         raise InvalidInput(f"'k' must be in 1..{limits.k_max}, got {raw}.")
     return raw
 
 
 def parse_filter(raw: Any) -> dict[str, Any] | None:
-    if raw is None:
+    if raw is MISSING:
         return None
     if not isinstance(raw, dict):
         raise InvalidInput("'filter' must be an object such as {\"label\": \"birds\"}.")
@@ -112,5 +121,9 @@ def parse_search_request(payload: Any, limits: Limits) -> SearchRequest:
         raise InvalidInput("Request body must be a JSON object with 'image' and 'k'.")
     if "image" not in payload:
         raise InvalidInput("Missing field 'image' (base64-encoded image bytes).")
+    unknown = sorted(set(payload) - {"image", "k", "filter"})
+    if unknown:
+        raise InvalidInput(f"Unknown field(s) {', '.join(map(repr, unknown))}; send 'image', 'k' and 'filter'.")
     image = decode_base64(payload["image"], max_bytes=limits.max_request_bytes)
-    return SearchRequest(image=image, k=parse_k(payload.get("k"), limits), filter=parse_filter(payload.get("filter")))
+    return SearchRequest(image=image, k=parse_k(payload.get("k", MISSING), limits),
+                         filter=parse_filter(payload.get("filter", MISSING)))

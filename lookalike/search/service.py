@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..imaging import decode_image
+from .. import memory
+from ..imaging import DecodeBudget, decode_image, image_pixels
 from .compat import check_compatible
 from .schema import Limits, SearchRequest, SearchResponse, SearchResult, parse_search_request
 
@@ -34,33 +35,53 @@ class SearchService:
             classifier.check_compatible(embedder)
         self.embedder = embedder
         self.classifier = classifier  # two-step search: see lookalike.search.twostep
-        self.index = index
+        self._index = index
         self.limits = limits
+        # Shared by every request this service answers: bounds the memory of large decodes.
+        self.budget = DecodeBudget(limits.decode_budget_pixels, wait=limits.decode_wait_seconds, on_release=memory.trim)
         self.url_for = url_for
         self._reload = reload
         self._reload_interval = reload_interval
         self._next_check = time.monotonic() + reload_interval
         self._reload_lock = threading.Lock()
 
+    @property
+    def index(self):
+        """The current index: one saved by another process since the last check is picked up
+        here, so every route (search, healthz, images) sees the same entries."""
+        self._maybe_reload()
+        return self._index
+
     def search(self, request: SearchRequest) -> SearchResponse:
         """Decode and embed the query image, return the ``request.k`` nearest entries."""
         started = time.perf_counter()
-        image = decode_image(request.image, max_pixels=self.limits.max_image_pixels)
-        return self.search_image(image, request.k, request.filter, started=started)
+        prepare = getattr(self.embedder, "prepare", None)
+        with self.budget.hold(image_pixels(request.image)):
+            image = decode_image(request.image, max_pixels=self.limits.max_image_pixels)
+            # The model input is small: once it is made, the decoded image (and its budget) can go.
+            query = prepare(image)[None] if prepare else image
+            del image
+        vector = self.embedder.encode_prepared(query) if prepare else self.embedder.encode([query])
+        return self.search_vector(vector, request.k, request.filter, started=started)
 
     def search_image(self, image, k: int, filter: dict[str, Any] | None = None, *,
                      started: float | None = None) -> SearchResponse:
         started = time.perf_counter() if started is None else started
-        self._maybe_reload()
-        vector = self.embedder.encode([image])
+        return self.search_vector(self.embedder.encode([image]), k, filter, started=started)
+
+    def search_vector(self, vector, k: int, filter: dict[str, Any] | None = None, *,
+                      started: float | None = None) -> SearchResponse:
+        """The ``k`` entries nearest to a ``(1, dim)`` query vector (two-step with a classifier)."""
+        started = time.perf_counter() if started is None else started
+        index = self.index
         predicted = None
         if self.classifier is not None:
             from .twostep import classify_then_search
 
-            labels, found = classify_then_search(self.classifier, self.index, vector, k, filter)
+            labels, found = classify_then_search(self.classifier, index, vector, k, filter)
             predicted, hits = str(labels[0]), found[0]
         else:
-            hits = self.index.search(vector, k, filter)[0]
+            hits = index.search(vector, k, filter)[0]
         results = [SearchResult(id=h.id, label=h.metadata.get("label"), score=round(h.score, 6),
                                 url=self.url_for(h.id, h.metadata)) for h in hits]
         return SearchResponse(results=results, took_ms=(time.perf_counter() - started) * 1000,
@@ -79,11 +100,11 @@ class SearchService:
                 return
             self._next_check = time.monotonic() + self._reload_interval
             try:
-                fresh = self._reload(self.index)
+                fresh = self._reload(self._index)
             except Exception:  # noqa: BLE001 - keep serving the index we have
                 logger.exception("index reload failed; still serving the loaded index")
                 return
             if fresh is not None:
                 check_compatible(self.embedder, fresh)
-                self.index = fresh
+                self._index = fresh
                 logger.info("reloaded index: %d entries", len(fresh))

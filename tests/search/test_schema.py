@@ -27,6 +27,10 @@ def test_valid_request():
     ([], "JSON object"), ({"k": 5}, "Missing field 'image'"), ({"image": "%%%"}, "not valid base64"),
     ({"image": IMG, "k": 0}, "1..100"), ({"image": IMG, "k": 101}, "1..100"), ({"image": IMG, "k": "five"}, "integer"),
     ({"image": IMG, "k": True}, "integer"), ({"image": IMG, "k": 2.5}, "integer"),
+    # JSON types are strict: text that looks like a number is not one, and null is not "absent".
+    ({"image": IMG, "k": "5"}, "integer"), ({"image": IMG, "k": "\u0665"}, "integer"),
+    ({"image": IMG, "k": "\u00b2"}, "integer"), ({"image": IMG, "k": None}, "got null"),
+    ({"image": IMG, "K": 5}, "Unknown field"),
     ({"image": IMG, "filter": "birds"}, "filter"), ({"image": IMG, "filter": {"path": "/etc"}}, "supports only"),
     ({"image": IMG, "filter": {"label": 3}}, "string"),
 ])
@@ -74,3 +78,11 @@ def test_response_shape():
     resp = SearchResponse([SearchResult("a", "birds", 0.91234567, "/images/a")], took_ms=12.345)
     assert resp.to_dict() == {"results": [{"id": "a", "label": "birds", "score": 0.91234567, "url": "/images/a"}],
                               "took_ms": 12.35}
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000 + "]" * 100_000, '{"a":' * 5000,
+                                  '{"image": "x", "k": ' + "9" * 5000 + "}"])
+def test_hostile_json_is_invalid_input_not_a_crash(body):
+    with pytest.raises(InvalidInput):
+        parse_json_body(body.encode(), Limits(max_request_bytes=10**6, max_image_pixels=10))
+
