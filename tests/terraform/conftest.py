@@ -1,16 +1,22 @@
-"""Fixtures for the Terraform tests: the terraform binary with the offline provider mirror and
-small stand-ins for the `make build` artifacts and the web page."""
+"""Fixtures for the Terraform tests: the terraform binary with the offline provider mirror,
+small stand-ins for the `make build` artifacts and the web page, and a LocalStack."""
 
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from .helpers import WEB_DIR, Terraform, find_terraform
+from tests.conftest import ARTIFACTS
+
+from .helpers import (
+    WEB_DIR, LocalStack, LocalStackUnavailable, Terraform, find_terraform, install_localstack, running_localstack,
+)
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +52,22 @@ def web_dir(tmp_path_factory) -> Path:
     (web / "style.css").write_text("body { margin: 0 }\n")
     (web / "config.js").write_text('window.LOOKALIKE_CONFIG = { apiBase: "", apiKey: "" };\n')
     return web
+
+
+@pytest.fixture(scope="session")
+def localstack(tmp_path_factory) -> LocalStack:
+    """LocalStack community on 127.0.0.1 (installed into .cache/localstack-venv on first use,
+    ~2 min); its log is kept as test-artifacts/localstack.log."""
+    try:
+        venv = install_localstack()
+    except LocalStackUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    with running_localstack(venv, tmp_path_factory.mktemp("localstack")) as running:
+        try:
+            yield running
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            if running.log_path.exists():
+                shutil.copyfile(running.log_path, ARTIFACTS / "localstack.log")

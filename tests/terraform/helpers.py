@@ -106,16 +106,19 @@ provider "aws" {
 """
 
 
-def local_aws_root(root: Path, endpoint: str, *, access_key: str = "testing", max_retries: int = 3,
+def local_aws_root(root: Path, endpoint: str | None, *, access_key: str = "testing", max_retries: int = 3,
                    module_inputs: dict[str, dict[str, object]] | None = None, values: dict | None = None) -> Path:
     """Turn the root module in ``root`` into a test root: local state, every AWS endpoint at ``endpoint``.
 
+    ``endpoint=None`` leaves provider and backend as written (``tflocal`` overrides both itself).
     ``module_inputs`` (``{module call: {input: value}}``) adds arguments to module calls through an
     override file; each becomes a root variable of the same name (so ``-var name=...`` changes it).
     ``values`` go into an ``.auto.tfvars.json`` (they replace terraform.tfvars values wholesale).
     """
-    endpoints = "\n".join(f'    {s} = "{endpoint}"' for s in SERVICES)
-    override = PROVIDER_OVERRIDE % {"access_key": access_key, "max_retries": max_retries, "endpoints": endpoints}
+    override = ""
+    if endpoint is not None:
+        endpoints = "\n".join(f'    {s} = "{endpoint}"' for s in SERVICES)
+        override = PROVIDER_OVERRIDE % {"access_key": access_key, "max_retries": max_retries, "endpoints": endpoints}
     variables = []
     for call, inputs in (module_inputs or {}).items():
         override += f'\nmodule "{call}" {{\n' + "".join(f"  {k} = var.{k}\n" for k in inputs) + "}\n"
@@ -153,6 +156,82 @@ def running_moto(log_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+LOCALSTACK_SCRIPT = ROOT / "scripts" / "localstack.sh"
+# The account LocalStack gives the access key "test" (what tflocal's provider override uses).
+LOCALSTACK_ACCOUNT = "000000000000"
+
+
+class LocalStackUnavailable(RuntimeError):
+    """No Python >= 3.12 for LocalStack on this machine."""
+
+
+@dataclass
+class LocalStack:
+    """A LocalStack (community) on 127.0.0.1:``port`` started by scripts/localstack.sh."""
+
+    url: str
+    port: int
+    venv: Path
+    log_path: Path
+
+    def website_host(self, bucket: str) -> str:
+        """Host header of ``bucket``'s S3 website endpoint (LocalStack's name for it, with the port)."""
+        return f"{bucket}.s3-website.localhost.localstack.cloud:{self.port}"
+
+    def execute_api(self, rest_api_id: str, stage: str) -> str:
+        """Base URL of a REST API stage on LocalStack's execute-api endpoint."""
+        return f"{self.url}/_aws/execute-api/{rest_api_id}/{stage}"
+
+    def tflocal(self, terraform: Terraform) -> Terraform:
+        """``tflocal`` (terraform-local) running ``terraform``'s binary against this LocalStack.
+
+        tflocal writes an override file pointing the aws provider and an S3 backend at
+        AWS_ENDPOINT_URL; S3_HOSTNAME=127.0.0.1 makes it path-style (no DNS for bucket hosts).
+        """
+        env = {**terraform.env, "TF_CMD": terraform.binary, "AWS_ENDPOINT_URL": self.url, "S3_HOSTNAME": "127.0.0.1",
+               "AWS_DEFAULT_REGION": REGION, "DISABLE_DEPRECATION_NOTICE": "1"}
+        return Terraform(str(self.venv / "bin" / "tflocal"), env)
+
+
+def install_localstack() -> Path:
+    """The LocalStack virtualenv (``scripts/localstack.sh install``: instant once installed)."""
+    proc = subprocess.run(["bash", str(LOCALSTACK_SCRIPT), "install"], capture_output=True, text=True, timeout=1200)
+    if proc.returncode != 0:
+        if "needs Python >= 3.12" in proc.stderr:
+            raise LocalStackUnavailable(proc.stderr.strip())
+        raise RuntimeError(f"scripts/localstack.sh install failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def running_localstack(venv: Path, state_dir: Path) -> Iterator[LocalStack]:
+    """LocalStack on a free port of 127.0.0.1 with its state in ``state_dir``; stopped by its
+    process group at the end, which must then be gone."""
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = {**os.environ, "LOCALSTACK_VENV": str(venv), "LOCALSTACK_STATE_DIR": str(state_dir)}
+    script = ["bash", str(LOCALSTACK_SCRIPT)]
+    started = subprocess.run([*script, "start", str(port)], env=env, capture_output=True, text=True, timeout=300)
+    log_path = state_dir / "localstack.log"
+    pid = int((state_dir / "pid").read_text()) if (state_dir / "pid").exists() else None
+    try:
+        if started.returncode != 0:
+            log = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+            raise RuntimeError(f"LocalStack did not start (exit {started.returncode}): {started.stderr}\n{log}")
+        yield LocalStack(started.stdout.strip(), port, venv, log_path)
+    finally:
+        subprocess.run([*script, "stop"], env=env, capture_output=True, timeout=120)
+        if pid is not None:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                pass  # the whole group is gone
+            else:
+                os.killpg(pid, 9)
+                raise AssertionError(f"LocalStack's process group {pid} outlived `localstack.sh stop`")
 
 
 def aws_client(service: str, url: str):

@@ -207,7 +207,8 @@ def test_roles_are_least_privilege(dev_stack, moto_url):
     grants = {s["Sid"]: s for s in role_policy(moto_url, "lookalike-dev-search-lambda")}
     assert grants["EmbedQueryImage"]["Action"] == "sagemaker:InvokeEndpoint"
     assert grants["EmbedQueryImage"]["Resource"] == f"arn:aws:sagemaker:{REGION}:{FAKE_ACCOUNT}:endpoint/lookalike-dev"
-    assert sorted(as_list(grants["QueryKnnIndex"]["Action"])) == ["es:ESHttpGet", "es:ESHttpPost"]
+    # What the query path sends: HEAD + GET _mapping at start, POST _search / _count; no writes.
+    assert sorted(as_list(grants["QueryKnnIndex"]["Action"])) == ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"]
     assert sorted(as_list(grants["QueryKnnIndex"]["Resource"])) == [EXISTING_DOMAIN_ARN, f"{EXISTING_DOMAIN_ARN}/*"]
     assert grants["SignImageUrls"] == {
         "Sid": "SignImageUrls", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::lookalike-dev-images/images/*"}

@@ -145,7 +145,8 @@ def test_search_domain_access_is_role_scoped(plan):
 def test_bad_settings_are_rejected_with_clear_messages(terraform, prod_dir, tmp_path):
     settings = tmp_path / "bad.tfvars.json"
     settings.write_text(json.dumps({
-        "opensearch": {"indexer_role_arns": ["*"]},
+        "opensearch": {"indexer_role_arns": ["*"], "engine_version": "OpenSearch_2.7"},
+        "sagemaker": {"create": False},
         "api": {"api_key_enabled": False, "opensearch_max_retries": -1},
         "website": {"expose_api_key": True},
     }))
@@ -154,23 +155,25 @@ def test_bad_settings_are_rejected_with_clear_messages(terraform, prod_dir, tmp_
     message = " ".join(proc.stderr.replace("│", " ").split())
     assert 'writer_role_arns must hold IAM role ARNs' in message and 'wildcards and "*" are not accepted' in message
     assert "opensearch_max_retries must be a whole number >= 0" in message
+    assert "engine_version must be OpenSearch_2.9 or newer" in message and "OpenSearch_2.13 or newer" in message
+    assert "With create = false set existing_endpoint_name" in message
     assert "website.expose_api_key = true needs api.api_key_enabled = true" in message
 
 
 def test_inference_endpoint(plan):
     values = planned(plan)
-    model = values["module.inference_endpoint.aws_sagemaker_model.this"]
+    model = values["module.inference_endpoint.aws_sagemaker_model.this[0]"]
     container = model["primary_container"][0]
     # Looked up by the provider from its table of AWS Deep Learning Container registries.
     assert container["image"] == "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.3.0-cpu-py311"
     assert container["environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert container["environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
     assert model["enable_network_isolation"] is False  # serverless endpoints do not support it
-    config = values["module.inference_endpoint.aws_sagemaker_endpoint_configuration.this"]
+    config = values["module.inference_endpoint.aws_sagemaker_endpoint_configuration.this[0]"]
     variant = config["production_variants"][0]
     assert variant["serverless_config"][0]["memory_size_in_mb"] == 3072
     assert variant["serverless_config"][0]["max_concurrency"] == 10
-    assert values["module.inference_endpoint.aws_sagemaker_endpoint.this"]["name"] == "lookalike-prod"
+    assert values["module.inference_endpoint.aws_sagemaker_endpoint.this[0]"]["name"] == "lookalike-prod"
     call = module_config(plan, "inference_endpoint")["expressions"]
     assert "module.artifacts.model_archive_url" in refs(call["model_data_url"])
     assert "module.artifacts.model_archive_object_arn" in refs(call["model_data_object_arn"])

@@ -1,6 +1,8 @@
 # Execution role: read this one model archive, pull the inference image, write its own logs.
 
 data "aws_iam_policy_document" "assume" {
+  count = var.create ? 1 : 0
+
   statement {
     actions = ["sts:AssumeRole"]
     principals {
@@ -11,14 +13,18 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "this" {
+  count = var.create ? 1 : 0
+
   name               = "${var.name}-sagemaker"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
+  assume_role_policy = data.aws_iam_policy_document.assume[0].json
   tags               = var.tags
 }
 
 data "aws_iam_policy_document" "this" {
   #checkov:skip=CKV_AWS_356:ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions; the latter is limited by namespace.
   #checkov:skip=CKV_AWS_111:ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions; the latter is limited by namespace.
+  count = var.create ? 1 : 0
+
   statement {
     sid       = "ReadModelArchive"
     actions   = ["s3:GetObject"]
@@ -58,7 +64,7 @@ data "aws_iam_policy_document" "this" {
       "logs:DescribeLogStreams",
       "logs:PutLogEvents",
     ]
-    resources = [aws_cloudwatch_log_group.this.arn, "${aws_cloudwatch_log_group.this.arn}:*"]
+    resources = [aws_cloudwatch_log_group.this[0].arn, "${aws_cloudwatch_log_group.this[0].arn}:*"]
   }
 
   statement {
@@ -74,7 +80,9 @@ data "aws_iam_policy_document" "this" {
 }
 
 resource "aws_iam_role_policy" "this" {
+  count = var.create ? 1 : 0
+
   name   = "inference"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.this.json
+  role   = aws_iam_role.this[0].id
+  policy = data.aws_iam_policy_document.this[0].json
 }

@@ -1,7 +1,13 @@
-# SageMaker model + endpoint configuration + endpoint serving the image embedder.
+# SageMaker model + endpoint configuration + endpoint serving the image embedder (or, with
+# create = false, the name and ARN of an existing endpoint passed through).
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
+
+# Only to derive an existing endpoint's ARN (create = false): one sts:GetCallerIdentity.
+data "aws_caller_identity" "current" {
+  count = var.create ? 0 : 1
+}
 
 # Resolved by the provider from its built-in table of AWS Deep Learning Container registries:
 # no API call is made.
@@ -25,12 +31,20 @@ locals {
   # Terraform create the new one before the endpoint switches over and the old one is deleted.
   model_hash  = substr(sha1(jsonencode([var.model_data_url, local.image_uri, var.environment, local.network_isolation])), 0, 8)
   config_hash = substr(sha1(jsonencode([local.model_hash, var.compute, var.kms_key_arn])), 0, 8)
+
+  # SageMaker ARNs carry the endpoint name in lower case.
+  existing_endpoint_arn = var.create ? null : join(":", [
+    "arn", data.aws_partition.current.partition, "sagemaker", data.aws_region.current.name,
+    data.aws_caller_identity.current[0].account_id, "endpoint/${lower(var.existing_endpoint_name)}",
+  ])
 }
 
 resource "aws_sagemaker_model" "this" {
   #checkov:skip=CKV_AWS_370:Network isolation is on for instance endpoints; serverless endpoints do not support it (var.enable_network_isolation).
+  count = var.create ? 1 : 0
+
   name                     = "${var.name}-${local.model_hash}"
-  execution_role_arn       = aws_iam_role.this.arn
+  execution_role_arn       = aws_iam_role.this[0].arn
   enable_network_isolation = local.network_isolation
 
   primary_container {
@@ -56,12 +70,14 @@ resource "aws_sagemaker_model" "this" {
 
 resource "aws_sagemaker_endpoint_configuration" "this" {
   #checkov:skip=CKV_AWS_98:Serverless endpoints do not accept a KMS key (no instance storage); with compute.type = "instance" the module sets kms_key_arn.
+  count = var.create ? 1 : 0
+
   name        = "${var.name}-${local.config_hash}"
   kms_key_arn = local.serverless ? null : var.kms_key_arn
 
   production_variants {
     variant_name           = "AllTraffic"
-    model_name             = aws_sagemaker_model.this.name
+    model_name             = aws_sagemaker_model.this[0].name
     instance_type          = local.serverless ? null : var.compute.instance_type
     initial_instance_count = local.serverless ? null : var.compute.instance_count
 
@@ -83,8 +99,10 @@ resource "aws_sagemaker_endpoint_configuration" "this" {
 }
 
 resource "aws_sagemaker_endpoint" "this" {
+  count = var.create ? 1 : 0
+
   name                 = var.name
-  endpoint_config_name = aws_sagemaker_endpoint_configuration.this.name
+  endpoint_config_name = aws_sagemaker_endpoint_configuration.this[0].name
   tags                 = var.tags
 
   depends_on = [aws_cloudwatch_log_group.this]
@@ -92,6 +110,8 @@ resource "aws_sagemaker_endpoint" "this" {
 
 resource "aws_cloudwatch_log_group" "this" {
   #checkov:skip=CKV_AWS_338:Retention is the log_retention_days input (365 days by default); short-lived environments such as dev choose less.
+  count = var.create ? 1 : 0
+
   name              = "/aws/sagemaker/Endpoints/${var.name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn

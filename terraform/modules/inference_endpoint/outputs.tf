@@ -1,21 +1,21 @@
 output "endpoint_name" {
-  description = "Name of the SageMaker endpoint (the value of LOOKALIKE_SAGEMAKER_ENDPOINT)."
-  value       = aws_sagemaker_endpoint.this.name
+  description = "Name of the SageMaker endpoint (the value of LOOKALIKE_SAGEMAKER_ENDPOINT); existing_endpoint_name when create = false."
+  value       = var.create ? aws_sagemaker_endpoint.this[0].name : var.existing_endpoint_name
 }
 
 output "endpoint_arn" {
-  description = "ARN of the endpoint, for sagemaker:InvokeEndpoint grants."
-  value       = aws_sagemaker_endpoint.this.arn
+  description = "ARN of the endpoint (derived from existing_endpoint_name when create = false), for sagemaker:InvokeEndpoint grants."
+  value       = var.create ? aws_sagemaker_endpoint.this[0].arn : local.existing_endpoint_arn
 }
 
 output "model_name" {
-  description = "Name of the SageMaker model behind the endpoint."
-  value       = aws_sagemaker_model.this.name
+  description = "Name of the SageMaker model behind the endpoint (null when create = false)."
+  value       = one(aws_sagemaker_model.this[*].name)
 }
 
 output "endpoint_configuration_name" {
-  description = "Name of the endpoint configuration in use."
-  value       = aws_sagemaker_endpoint_configuration.this.name
+  description = "Name of the endpoint configuration in use (null when create = false)."
+  value       = one(aws_sagemaker_endpoint_configuration.this[*].name)
 }
 
 output "image_uri" {
@@ -24,11 +24,11 @@ output "image_uri" {
 }
 
 output "role_arn" {
-  description = "ARN of the SageMaker execution role."
-  value       = aws_iam_role.this.arn
+  description = "ARN of the SageMaker execution role (null when create = false)."
+  value       = one(aws_iam_role.this[*].arn)
 }
 
 output "log_group_name" {
-  description = "CloudWatch log group of the endpoint."
-  value       = aws_cloudwatch_log_group.this.name
+  description = "CloudWatch log group of the endpoint (null when create = false)."
+  value       = one(aws_cloudwatch_log_group.this[*].name)
 }

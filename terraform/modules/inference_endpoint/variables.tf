@@ -1,3 +1,21 @@
+variable "create" {
+  description = "Create the SageMaker model, endpoint configuration and endpoint (with their role and log group). Set false to use an existing endpoint named by existing_endpoint_name instead, e.g. on an emulator without SageMaker."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "existing_endpoint_name" {
+  description = "Name of an existing SageMaker endpoint in the provider's account and region, used when create = false (its ARN is derived for the callers' grants)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.create || can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", var.existing_endpoint_name))
+    error_message = "With create = false set existing_endpoint_name to the endpoint's name (1-63 letters, digits and hyphens), e.g. \"lookalike-prod\"."
+  }
+}
+
 variable "name" {
   description = "Name of the SageMaker endpoint; the model, endpoint configuration, role and log group are named after it."
   type        = string

@@ -26,9 +26,13 @@ data "aws_iam_policy_document" "this" {
 
   dynamic "statement" {
     for_each = var.opensearch.domain_arn == null ? [] : [var.opensearch.domain_arn]
+    # Exactly the methods the query path sends (the OpenSearch backend of lookalike.index): HEAD /<index>
+    # (indices.exists) and GET /<index>/_mapping when the service starts, POST /<index>/_search
+    # per query, POST /<index>/_count for GET /healthz. Writes (PUT, DELETE, _bulk) are the
+    # indexer's (search_domain writer_role_arns).
     content {
       sid       = "QueryKnnIndex"
-      actions   = ["es:ESHttpGet", "es:ESHttpPost"]
+      actions   = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"]
       resources = [statement.value, "${statement.value}/*"]
     }
   }

@@ -89,7 +89,7 @@ variable "sagemaker_endpoint_arn" {
 }
 
 variable "opensearch" {
-  description = "The k-NN index the function queries: url (https://<endpoint>), index name, and the domain ARN to scope es:ESHttpGet/Post to (null: no grant, e.g. a cluster outside AWS)."
+  description = "The k-NN index the function queries: url (https://<endpoint>), index name, and the domain ARN to scope es:ESHttpGet/Head/Post to (null: no grant, e.g. a cluster outside AWS)."
   type = object({
     url        = string
     index      = optional(string, "lookalike")

@@ -32,13 +32,23 @@ variable "domain_name" {
 }
 
 variable "engine_version" {
-  description = "OpenSearch engine version; the k-NN plugin is built into every OpenSearch_* version."
+  description = "OpenSearch engine version, OpenSearch_2.9 or newer (the k-NN plugin is built into every OpenSearch_* version; filtered faiss search needs 2.9)."
   type        = string
   default     = "OpenSearch_2.17"
 
   validation {
     condition     = can(regex("^OpenSearch_[0-9]+\\.[0-9]+$", var.engine_version))
     error_message = "engine_version must look like \"OpenSearch_2.17\" (Elasticsearch_* versions lack the k-NN plugin this stack relies on)."
+  }
+
+  # lookalike searches with the k-NN "efficient filter" (knn.<field>.filter) on a faiss HNSW
+  # index by default, which OpenSearch supports from 2.9 on; it needs no method_parameters (2.16+).
+  validation {
+    condition = try(
+      tonumber(regex("^OpenSearch_([0-9]+)\\.", var.engine_version)[0]) * 1000 + tonumber(regex("\\.([0-9]+)$", var.engine_version)[0]) >= 2009,
+      false,
+    )
+    error_message = "engine_version must be OpenSearch_2.9 or newer, e.g. \"OpenSearch_2.17\": the search filters inside the faiss k-NN search (efficient filtering), which older versions lack. With LOOKALIKE_OPENSEARCH_ENGINE=lucene use OpenSearch_2.13 or newer (inner product on lucene)."
   }
 }
 

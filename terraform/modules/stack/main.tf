@@ -1,4 +1,5 @@
 # The lookalike stack: artifacts → SageMaker endpoint + OpenSearch domain → search API → web page.
+# opensearch.create / sagemaker.create = false use existing ones instead (e.g. on an emulator).
 # Every environment (terraform/envs/<env>) is one call of this module with its own settings.
 
 data "aws_caller_identity" "current" {
@@ -55,9 +56,11 @@ module "search_domain" {
 module "inference_endpoint" {
   source = "../inference_endpoint"
 
-  name                  = var.name
-  model_data_url        = module.artifacts.model_archive_url
-  model_data_object_arn = module.artifacts.model_archive_object_arn
+  create                 = var.sagemaker.create
+  existing_endpoint_name = var.sagemaker.existing_endpoint_name
+  name                   = var.name
+  model_data_url         = module.artifacts.model_archive_url
+  model_data_object_arn  = module.artifacts.model_archive_object_arn
   image = {
     tag = var.sagemaker.image_tag
   }

@@ -62,14 +62,16 @@ variable "opensearch" {
 }
 
 variable "sagemaker" {
-  description = "The inference endpoint (unset attributes take the inference_endpoint module's defaults): image_tag of the PyTorch inference image, type \"serverless\" (memory_size_in_mb, max_concurrency) or \"instance\" (instance_type, instance_count)."
+  description = "The inference endpoint (unset attributes take the inference_endpoint module's defaults): image_tag of the PyTorch inference image, type \"serverless\" (memory_size_in_mb, max_concurrency) or \"instance\" (instance_type, instance_count); create = false uses the existing endpoint existing_endpoint_name instead (e.g. on an emulator without SageMaker)."
   type = object({
-    image_tag         = optional(string)
-    type              = optional(string)
-    memory_size_in_mb = optional(number)
-    max_concurrency   = optional(number)
-    instance_type     = optional(string)
-    instance_count    = optional(number)
+    create                 = optional(bool, true)
+    existing_endpoint_name = optional(string)
+    image_tag              = optional(string)
+    type                   = optional(string)
+    memory_size_in_mb      = optional(number)
+    max_concurrency        = optional(number)
+    instance_type          = optional(string)
+    instance_count         = optional(number)
   })
   default  = {}
   nullable = false
