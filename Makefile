@@ -54,8 +54,9 @@ test: venv system-deps datasets ## Install everything tests need and run the who
 test-fast: venv ## Unit tests only (no servers, no browser)
 	$(PY) -m pytest -q -m "not slow and not browser and not integration" $(PYTEST_ARGS)
 
-bench: venv datasets ## Measure model floor, ingest throughput, API latency, memory; see docs/BENCHMARKS.md
+bench: venv datasets ## Measure model floor, ingest throughput, API latency, memory, load; see docs/BENCHMARKS.md
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+	$(PY) scripts/bench_load.py $(BENCH_LOAD_ARGS)
 
 clean: ## Remove the virtualenv, caches, build outputs and the demo index
 	rm -rf $(VENV) .cache .demo dist build .pytest_cache test-artifacts

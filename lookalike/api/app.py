@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -21,8 +21,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ..errors import InvalidInput, LookalikeError, NotFound, PayloadTooLarge, RequestTimeout, error_body
+from ..search.browse import PAGE_DEFAULT, PAGE_MAX, list_images, list_labels
+from ..search.duplicates import DEFAULT_THRESHOLD, find_duplicates
+from ..search.duplicates import page as dupes_page
 from .http import ROUTES, HttpLayer, ServiceHolder, error_response, image_signature, request_id
-from .openapi import HEALTH_RESPONSES, IMAGE_RESPONSES, SEARCH_RESPONSES, SearchResponseModel, finish, search_body
+from .openapi import BROWSE_RESPONSES, HEALTH_RESPONSES, IMAGE_RESPONSES, SEARCH_RESPONSES, SearchResponseModel, finish, search_body
 from .thumbs import Thumbs
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ def create_app(settings, *, service=None, service_factory=None) -> FastAPI:
     from ..search.service import local_url
 
     thumbs = Thumbs()
+    dupes_cache: dict[str, Any] = {}
     app = FastAPI(title="lookalike", version="0.1.0",
                   description="Content-based image search: send an image, get the most similar ones.")
 
@@ -97,6 +101,34 @@ def create_app(settings, *, service=None, service_factory=None) -> FastAPI:
             return Response(thumbs.get(path, settings.thumb_size, settings.max_image_pixels),
                             media_type="image/jpeg", headers=headers)
         return FileResponse(path, headers=headers)
+
+    @app.get("/images", summary="The indexed entries, a page at a time (ordered by id)", responses=BROWSE_RESPONSES)
+    def images(request: Request, label: str | None = None, limit: int = Query(PAGE_DEFAULT, ge=1, le=PAGE_MAX),
+               after: str | None = None):
+        layer.require_key(request.headers)
+        return list_images(holder.get().index, signed_url, label=label, limit=limit, after=after)
+
+    @app.get("/labels", summary="The labels of the collection, with counts", responses=BROWSE_RESPONSES)
+    def labels(request: Request):
+        layer.require_key(request.headers)
+        return list_labels(holder.get().index)
+
+    @app.get("/duplicates", summary="Exact and near-duplicate groups, largest first", responses=BROWSE_RESPONSES)
+    def duplicates(request: Request, threshold: float = Query(DEFAULT_THRESHOLD, gt=0, le=1),
+                   limit: int = Query(20, ge=1, le=PAGE_MAX), after: str | None = None):
+        layer.require_key(request.headers)
+        index = holder.get().index
+        key = (id(index), getattr(index, "generation", None), len(index), threshold)
+        if dupes_cache.get("key") != key:  # one computation per index version and threshold
+            dupes_cache.update(key=key, groups=find_duplicates(index, threshold))
+        chunk, next_id = dupes_page(dupes_cache["groups"], limit=limit, after=after)
+        out = []
+        for group in chunk:
+            body = group.to_dict()
+            for member in body["members"]:
+                member["url"] = signed_url(member["id"], {})
+            out.append(body)
+        return {"groups": out, "next": next_id, "threshold": threshold, "total": len(dupes_cache["groups"])}
 
     @app.get("/healthz", summary="Liveness and readiness", responses=HEALTH_RESPONSES)
     def healthz():

@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 # Route → the methods it answers besides OPTIONS (which every route answers).
 ROUTES: dict[str, tuple[str, ...]] = {"/search": ("POST",), "/healthz": ("GET", "HEAD"),
-                                      "/images/{id}": ("GET", "HEAD")}
+                                      "/images/{id}": ("GET", "HEAD"), "/images": ("GET", "HEAD"),
+                                      "/labels": ("GET", "HEAD"), "/duplicates": ("GET", "HEAD")}
 CORS_ALLOW_HEADERS = "content-type, x-api-key"
 CORS_MAX_AGE = "600"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")

@@ -29,8 +29,13 @@ def search_body(limits: Limits) -> dict[str, Any]:
     return {
         "required": True,
         "content": {"application/json": {"schema": {
-            "type": "object", "required": ["image"],
+            "type": "object",
+            "oneOf": [{"required": ["image"], "not": {"required": ["id"]}},
+                      {"required": ["id"], "not": {"required": ["image"]}}],
             "properties": {
+                "id": {"type": "string", "minLength": 1, "maxLength": 128,
+                       "description": "Search with an indexed entry's stored vector instead of an image "
+                                      "(more like this); the entry itself is left out of the results"},
                 "image": {"type": "string", "format": "byte", "minLength": 1,
                           "description": "Base64 image (JPEG, PNG, WebP, BMP, GIF, TIFF): standard or URL-safe "
                                          "alphabet, padding and line breaks optional, data: URL prefix allowed"},
@@ -65,6 +70,8 @@ IMAGE_RESPONSES = {200: {"description": "The image file as indexed, or a JPEG th
                          "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}},
                    400: _error("Invalid size"), 401: _error("Missing or wrong x-api-key / sig"),
                    404: _error("Unknown id"), 503: _error("No index loaded")}
+BROWSE_RESPONSES = {400: _error("Invalid parameter"), 401: _error("Missing or wrong x-api-key"),
+                    503: _error("No index loaded")}
 HEALTH_RESPONSES = {503: {"description": "No index loaded yet, or a backend is down", "content": {
     "application/json": {"example": {"status": "unavailable", "message": "..."}}}}}
 
@@ -78,7 +85,7 @@ def finish(schema: dict[str, Any], *, key_required: bool) -> dict[str, Any]:
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)
-            if path in ("/search", "/images/{id}"):
+            if path in ("/search", "/images/{id}", "/images", "/labels", "/duplicates"):
                 operation["security"] = [{"ApiKey": []}] if key_required else [{"ApiKey": []}, {}]
     for name in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(name, None)

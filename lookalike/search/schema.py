@@ -1,6 +1,7 @@
 """The one request/response shape of ``POST /search`` (local API, Lambda, CLI ``--json``).
 
-Request:  ``{"image": "<base64>", "k": 5, "filter": {"label": "birds"}}``
+Request:  ``{"image": "<base64>", "k": 5, "filter": {"label": "birds"}}``, or ``{"id": "<indexed id>", ...}``
+          to search with an entry's stored vector ("more like this": no upload, no model call)
 Response: ``{"results": [{"id", "label", "score", "url"}], "took_ms": 12.3}``, plus
 ``"predicted_label"`` when the service runs a two-step (classify, then search that class) search.
 
@@ -35,11 +36,17 @@ class Limits:
                    settings.decode_budget_pixels, settings.decode_wait_seconds)
 
 
+MAX_ID_LENGTH = 512  # the longest _id OpenSearch accepts, in bytes
+
+
 @dataclass(frozen=True)
 class SearchRequest:
-    image: bytes
+    """A query image (undecoded bytes) or the id of an indexed entry, never both."""
+
+    image: bytes | None = None
     k: int = _limits.K_DEFAULT
     filter: dict[str, Any] | None = None
+    id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,12 +125,20 @@ def parse_filter(raw: Any) -> dict[str, Any] | None:
 def parse_search_request(payload: Any, limits: Limits) -> SearchRequest:
     """Validate a decoded JSON payload into a :class:`SearchRequest` (image still undecoded)."""
     if not isinstance(payload, dict):
-        raise InvalidInput("Request body must be a JSON object with 'image' and 'k'.")
-    if "image" not in payload:
-        raise InvalidInput("Missing field 'image' (base64-encoded image bytes).")
-    unknown = sorted(set(payload) - {"image", "k", "filter"})
+        raise InvalidInput("Request body must be a JSON object with 'image' (or 'id') and 'k'.")
+    unknown = sorted(set(payload) - {"image", "id", "k", "filter"})
     if unknown:
-        raise InvalidInput(f"Unknown field(s) {', '.join(map(repr, unknown))}; send 'image', 'k' and 'filter'.")
-    image = decode_base64(payload["image"], max_bytes=limits.max_request_bytes)
-    return SearchRequest(image=image, k=parse_k(payload.get("k", MISSING), limits),
-                         filter=parse_filter(payload.get("filter", MISSING)))
+        raise InvalidInput(f"Unknown field(s) {', '.join(map(repr, unknown))}; send 'image' or 'id', 'k' and 'filter'.")
+    if ("image" in payload) == ("id" in payload):
+        raise InvalidInput("Send exactly one of 'image' (base64-encoded image bytes) and 'id' (an indexed entry)."
+                           if "image" in payload else "Missing field 'image' (base64-encoded image bytes) or 'id'.")
+    k, flt = parse_k(payload.get("k", MISSING), limits), parse_filter(payload.get("filter", MISSING))
+    if "id" in payload:
+        return SearchRequest(id=parse_id(payload["id"]), k=k, filter=flt)
+    return SearchRequest(image=decode_base64(payload["image"], max_bytes=limits.max_request_bytes), k=k, filter=flt)
+
+
+def parse_id(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw or len(raw.encode("utf-8", "surrogatepass")) > MAX_ID_LENGTH:
+        raise InvalidInput(f"'id' must be a non-empty string of at most {MAX_ID_LENGTH} bytes.")
+    return raw

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import memory
+from ..errors import NotFound
 from ..imaging import DecodeBudget, decode_image, image_pixels
 from .compat import check_compatible
 from .schema import Limits, SearchRequest, SearchResponse, SearchResult, parse_search_request
@@ -53,8 +54,11 @@ class SearchService:
         return self._index
 
     def search(self, request: SearchRequest) -> SearchResponse:
-        """Decode and embed the query image, return the ``request.k`` nearest entries."""
+        """Decode and embed the query image, return the ``request.k`` nearest entries (or, for
+        ``request.id``, the entries nearest to that entry's stored vector)."""
         started = time.perf_counter()
+        if request.id is not None:
+            return self.search_id(request.id, request.k, request.filter, started=started)
         prepare = getattr(self.embedder, "prepare", None)
         with self.budget.hold(image_pixels(request.image)):
             image = decode_image(request.image, max_pixels=self.limits.max_image_pixels)
@@ -68,6 +72,22 @@ class SearchService:
                      started: float | None = None) -> SearchResponse:
         started = time.perf_counter() if started is None else started
         return self.search_vector(self.embedder.encode([image]), k, filter, started=started)
+
+    def search_id(self, id: str, k: int, filter: dict[str, Any] | None = None, *,
+                  started: float | None = None) -> SearchResponse:
+        """"More like this": the ``k`` entries nearest to an indexed entry, itself left out.
+
+        Uses the stored vector: no image is decoded and the model is not called.
+        """
+        started = time.perf_counter() if started is None else started
+        index = self.index
+        try:
+            vector = index.get_vectors([id])
+        except KeyError:
+            raise NotFound(f"No image with id {id!r}.") from None
+        response = self.search_vector(vector, min(k + 1, self.limits.k_max + 1), filter, started=started)
+        response.results = [r for r in response.results if r.id != id][:k]
+        return response
 
     def search_vector(self, vector, k: int, filter: dict[str, Any] | None = None, *,
                       started: float | None = None) -> SearchResponse:

@@ -222,3 +222,20 @@ def test_both_adapters_agree_request_by_request(settings_factory, service):
         assert (a[0], a[2]) == (b[0], b[2]), (method, path)
         for header in ("allow", "access-control-allow-origin", "access-control-allow-methods", "retry-after"):
             assert a[1].get(header) == b[1].get(header), (method, path, header)
+
+
+def test_search_by_id_leaves_the_entry_out(call):
+    status, _, body = call("POST", "/search", JSON, json.dumps({"id": "id0", "k": 2}).encode())
+    ids = [r["id"] for r in body["results"]]
+    assert status == 200 and len(ids) == 2 and ids[0] == "id3" and "id0" not in ids
+
+
+def test_search_by_unknown_id_is_404(call):
+    status, _, body = call("POST", "/search", JSON, json.dumps({"id": "nope", "k": 2}).encode())
+    assert status == 404 and body["error"]["code"] == "not_found" and "nope" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("payload", [{"id": "id0", "image": "AAAA"}, {"id": ""}, {"id": 5}, {"id": "x" * 600}])
+def test_search_by_id_needs_exactly_one_sane_id(call, payload):
+    status, _, body = call("POST", "/search", JSON, json.dumps(payload).encode())
+    assert status == 400 and body["error"]["code"] == "invalid_input"
