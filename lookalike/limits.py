@@ -21,6 +21,9 @@ K_MAX = 100
 # turn, then gets a 503 with Retry-After.
 DECODE_BUDGET_PIXELS = 48_000_000
 DECODE_WAIT_SECONDS = 30.0
+# Cosine similarity from which two images are near duplicates (`lookalike dupes`, GET /duplicates),
+# calibrated on the copy-detection set: reports/duplicates/results.md.
+DUPLICATE_THRESHOLD = 0.92
 BATCH_SIZE = 16  # images per inference batch (ingest, the model endpoint)
 MAX_IMAGES_PER_REQUEST = 64  # images in one JSON batch sent to the model endpoint
 

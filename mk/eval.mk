@@ -3,7 +3,7 @@
 EVAL_TRAIN_LIMIT ?= 12000
 EVAL_ARGS ?=
 
-.PHONY: eval eval-fashion-mnist eval-tuxpaint
+.PHONY: eval eval-fashion-mnist eval-tuxpaint eval-duplicates
 
 eval: eval-fashion-mnist eval-tuxpaint ## Regenerate reports/fashion-mnist and reports/tuxpaint (first run embeds ~22k images)
 
@@ -13,3 +13,6 @@ eval-fashion-mnist: venv datasets ## Compare the approaches on Fashion-MNIST (10
 
 eval-tuxpaint: venv datasets ## Compare the approaches on the Tux Paint stamps → reports/tuxpaint
 	$(VENV)/bin/lookalike eval tuxpaint --out reports/tuxpaint --models-out models --progress $(EVAL_ARGS)
+
+eval-duplicates: venv datasets ## Calibrate the near-duplicate threshold on copy-detection sets → reports/duplicates
+	$(PY) scripts/calibrate_duplicates.py $(EVAL_ARGS)

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 0.92  # calibrated on the copy-detection set (reports/duplicates/results.md)
+from ..limits import DUPLICATE_THRESHOLD
+
+DEFAULT_THRESHOLD = DUPLICATE_THRESHOLD
 BLOCK = 2048
 
 
