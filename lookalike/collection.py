@@ -71,7 +71,7 @@ class Collection:
         with writer_lock(s.index_dir, "index"):
             index = open_index("faiss", settings=s, dim=embedder.dim, model=model_info(embedder), create=True)
             check_compatible(embedder, index)
-            report = ingest_folder(Path(folder).expanduser(), index, embedder, batch_size=s.batch_size,
+            report = ingest_folder(Path(folder), index, embedder, batch_size=s.batch_size,
                                    workers=s.workers, max_pixels=s.max_image_pixels, prune=prune,
                                    checkpoint_every=s.checkpoint_every, progress=progress)
         self._service = None  # the next search loads what was saved
@@ -82,8 +82,11 @@ class Collection:
         from .index.faiss_index import FaissIndex
         from .index.faiss_store import writer_lock
 
-        with writer_lock(self.settings.index_dir, "delete"):
-            index = FaissIndex.load(self.settings.index_dir)
+        index_dir = self.settings.index_dir
+        if not FaissIndex.exists(index_dir):
+            return 0
+        with writer_lock(index_dir, "delete"):
+            index = FaissIndex.load(index_dir)
             removed = index.delete(list(ids))
             if removed:
                 index.save()

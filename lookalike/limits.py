@@ -23,7 +23,7 @@ DECODE_BUDGET_PIXELS = 48_000_000
 DECODE_WAIT_SECONDS = 30.0
 # Cosine similarity from which two images are near duplicates (`lookalike dupes`, GET /duplicates),
 # calibrated on the copy-detection set: reports/duplicates/results.md.
-DUPLICATE_THRESHOLD = 0.92
+DUPLICATE_THRESHOLD = 0.87
 BATCH_SIZE = 16  # images per inference batch (ingest, the model endpoint)
 MAX_IMAGES_PER_REQUEST = 64  # images in one JSON batch sent to the model endpoint
 

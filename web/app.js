@@ -1,129 +1,48 @@
-// lookalike web page: pick a query image, POST it to {apiBase}/search, show the K most similar images.
-// Plain browser JavaScript, no build step and no dependencies.
+// lookalike web page: pick a query image (or click one of the collection), POST it to {apiBase}/search,
+// show the K most similar images; the Search and Duplicates views; settings. Plain browser JavaScript,
+// no build step and no dependencies. Needs common.js, browse.js and duplicates.js (loaded before it).
 (function () {
   "use strict";
 
+  var L = window.Lookalike;
+  var $ = L.$;
   // The server's limits (limits.js, generated from lookalike/limits.py): API Gateway + Lambda
   // (and `lookalike serve`) refuse a request body above maxBodyBytes.
   var LIMITS = window.LOOKALIKE_LIMITS;
   var MAX_BODY_BYTES = LIMITS.maxBodyBytes;
-  // Base64 grows data by 4/3, so images above ~4 MB or 4096 px are re-encoded before upload.
-  var DOWNSCALE_BYTES = 4 * 1024 * 1024;
-  var MAX_SIDE = 4096;
-  var JPEG_QUALITY = 0.92;
   // Files this big are not even decoded: no photo needs it and it would stall the tab.
   var MAX_FILE_BYTES = 64 * 1024 * 1024;
   var K_MIN = 1;
   var K_MAX = LIMITS.kMax;
-  var KEY_STORE = "lookalike.apiKeys";
+  var BROWSE_HINT = "Choose, drop or paste an image, or click one in the collection, to find the ones that look alike.";
 
-  var $ = function (id) { return document.getElementById(id); };
   var el = {
     form: $("search-form"), dropZone: $("drop-zone"), fileInput: $("file-input"), fileLabel: $("file-label"),
     figure: $("query-figure"), preview: $("query-preview"), placeholder: $("drop-placeholder"),
     placeholderText: $("placeholder-text"), caption: $("query-caption"),
-    k: $("k-input"), filter: $("label-filter"), knownLabels: $("known-labels"),
+    k: $("k-input"), filter: $("label-filter"),
     results: $("results"), resultsTitle: $("results-title"), status: $("status"), error: $("error"),
-    timing: $("timing"), settings: $("settings"), settingsToggle: $("settings-toggle"),
+    timing: $("timing"), queryBar: $("query-bar"), queryBarThumb: $("query-bar-thumb"),
+    queryBarText: $("query-bar-text"), back: $("back-to-browse"), browse: $("browse"),
+    settings: $("settings"), settingsToggle: $("settings-toggle"),
     settingsForm: $("settings-form"), apiKey: $("api-key"), forgetKey: $("api-key-forget"),
-    settingsEndpoint: $("settings-endpoint"), endpointLabel: $("endpoint-label"), info: $("collection-info")
+    settingsEndpoint: $("settings-endpoint"), endpointLabel: $("endpoint-label"), info: $("collection-info"),
+    viewSearch: $("view-search"), viewDuplicates: $("view-duplicates"),
+    navSearch: $("nav-search"), navDuplicates: $("nav-duplicates"), dupTitle: $("dup-title")
   };
 
-  var config = resolveConfig(window.LOOKALIKE_CONFIG || {}, window.location);
   var state = {
-    image: null,        // base64 of the bytes sent to the API (maybe downscaled)
+    // What the next search sends: {kind: "image", base64, name} (the bytes of a chosen file, maybe
+    // downscaled) or {kind: "id", id, label, url} (an indexed image: "more like this", nothing uploaded).
+    query: null,
     previewUrl: null,   // object URL shown as the query preview
     controller: null,   // AbortController of the request in flight
     seq: 0,             // increases per search; stale answers are dropped
     searches: 0,        // completed searches (exposed as data-searches on the grid)
     lastFailedAuth: false,
-    labels: new Set()
+    browseScroll: null, // {y, id}: where the collection was left, to come back to it
+    view: "search"
   };
-
-  // ---------- configuration ----------
-
-  function resolveConfig(raw, location) {
-    var base = normaliseBase(raw.apiBase || "");
-    var out = { apiBase: base, configKey: String(raw.apiKey || ""), source: "config.js", warning: "" };
-    var fromQuery = new URLSearchParams(location.search).get("api");
-    if (fromQuery && fromQuery.trim()) {
-      var candidate = normaliseBase(fromQuery.trim());
-      if (/^https?:\/\/[^/]/i.test(candidate)) {
-        if (candidate !== base) {
-          out.configKey = "";  // the key in config.js belongs to the API in config.js only
-        }
-        out.apiBase = candidate;
-        out.source = "?api=";
-      } else {
-        out.warning = "Ignoring ?api=" + fromQuery + ": it must be an http(s):// URL.";
-      }
-    }
-    return out;
-  }
-
-  function normaliseBase(base) {
-    return String(base).trim().replace(/\/+$/, "");
-  }
-
-  function apiLabel() {
-    return config.apiBase || (window.location.origin + " (same origin)");
-  }
-
-  function endpoint(path) {
-    return config.apiBase + path;
-  }
-
-  function isAbsolute(url) {
-    return /^[a-z][a-z0-9+.-]*:/i.test(url) || url.indexOf("//") === 0;
-  }
-
-  // Result URLs are absolute (presigned S3) or relative to the API base (`/images/<id>`).
-  function resolveUrl(url) {
-    if (isAbsolute(url)) return url;
-    return config.apiBase + (url.charAt(0) === "/" ? "" : "/") + url;
-  }
-
-  function thumbUrl(url) {
-    if (!isAbsolute(url) && url.indexOf("/images/") === 0) {
-      return resolveUrl(url + (url.indexOf("?") >= 0 ? "&" : "?") + "size=thumb");
-    }
-    return resolveUrl(url);
-  }
-
-  // Keys are stored per API base so a link with ?api=<other server> never receives this API's key.
-  function storeKey() {
-    return config.apiBase || window.location.origin;
-  }
-
-  function readKeys() {
-    try {
-      var parsed = JSON.parse(window.localStorage.getItem(KEY_STORE) || "{}");
-      return parsed && typeof parsed === "object" ? parsed : {};
-    } catch (err) {
-      return {};
-    }
-  }
-
-  function writeKeys(keys) {
-    try {
-      window.localStorage.setItem(KEY_STORE, JSON.stringify(keys));
-      return true;
-    } catch (err) {
-      return false;
-    }
-  }
-
-  var sessionKey = null;  // used when localStorage is unavailable (private mode, blocked storage)
-
-  function apiKey() {
-    if (sessionKey !== null) return sessionKey;
-    return readKeys()[storeKey()] || config.configKey || "";
-  }
-
-  function authHeaders() {
-    var key = apiKey();
-    return key ? { "x-api-key": key } : {};
-  }
 
   // ---------- messages ----------
 
@@ -146,33 +65,55 @@
     el.dropZone.classList.toggle("is-busy", busy);
   }
 
-  function formatBytes(n) {
-    return n >= 1024 * 1024 ? (n / 1024 / 1024).toFixed(1) + " MB" : Math.max(1, Math.round(n / 1024)) + " KB";
+  var formatBytes = L.formatBytes;
+
+  // ---------- browse mode (no query) and results mode ----------
+
+  // tileId: the collection tile that started the search, to give focus back to on returning.
+  function showResultsMode(tileId) {
+    if (!el.browse.hidden) state.browseScroll = { y: window.scrollY, id: tileId || null };
+    el.browse.hidden = true;
+    el.results.hidden = false;
+    el.queryBar.hidden = false;
+    el.resultsTitle.textContent = "Results";
   }
 
-  function tooLargeMessage() {
-    return "Image too large (max 6 MB per request). Try a smaller or lower-resolution image.";
+  function backToBrowse() {
+    if (state.controller) state.controller.abort();
+    state.seq += 1;
+    state.query = null;
+    setBusy(false);
+    clearError();
+    resetPreview();
+    el.results.replaceChildren();
+    el.results.hidden = true;
+    el.queryBar.hidden = true;
+    el.timing.textContent = "";
+    el.browse.hidden = false;
+    el.resultsTitle.textContent = "Collection";
+    setStatus(BROWSE_HINT);
+    var saved = state.browseScroll;
+    var tile = saved && saved.id ? L.browse.tileFor(saved.id) : null;
+    if (saved) window.scrollTo(0, saved.y);
+    if (tile) tile.querySelector(".card-button").focus({ preventScroll: true });
+    else el.resultsTitle.focus({ preventScroll: true });
   }
 
-  function messageFor(status, body) {
-    var server = body && body.error && body.error.message ? body.error.message
-      : (body && typeof body.message === "string" ? body.message : "");
-    if (status === 401 || status === 403) {
-      return "API key required or wrong. Enter the key for this server under Settings." +
-        (server && status === 401 ? " (" + server + ")" : "");
+  function showQueryBar() {
+    var q = state.query;
+    el.queryBarText.replaceChildren();
+    var strong = document.createElement("strong");
+    if (q.kind === "id") {
+      el.queryBarThumb.src = L.thumbUrl(q.url);
+      el.queryBarThumb.hidden = false;
+      strong.textContent = q.label || "unlabelled";
+      el.queryBarText.append("More like ", strong, " · " + q.id + " (from the collection)");
+    } else {
+      el.queryBarThumb.hidden = !state.previewUrl;
+      if (state.previewUrl) el.queryBarThumb.src = state.previewUrl;
+      strong.textContent = q.name;
+      el.queryBarText.append("Like ", strong, " (your image)");
     }
-    if (status === 413) return tooLargeMessage();
-    if (status === 429) return "Too many requests right now. Wait a moment and try again.";
-    if (status === 504) return "The search took too long to answer. Try again in a moment.";
-    if (server) return server;
-    if (status >= 500) return "The search service failed (HTTP " + status + "). Try again later.";
-    return "The search failed (HTTP " + status + ").";
-  }
-
-  function networkMessage() {
-    var crossOrigin = config.apiBase && config.apiBase.indexOf(window.location.origin) !== 0;
-    return "Could not reach the search API at " + apiLabel() + ". Check that it is running" +
-      (crossOrigin ? " and allows requests from " + window.location.origin + " (CORS)." : ".");
   }
 
   // ---------- choosing the query image ----------
@@ -192,35 +133,70 @@
       return;
     }
     clearError();
-    showPreview(blob, name);
+    showBlobPreview(blob, name);
     var seq = ++state.seq;
     setBusy(true);
     setStatus("Preparing the image…");
-    prepareUpload(blob).then(function (prepared) {
+    L.prepareUpload(blob, envelopeBytes()).then(function (prepared) {
       if (seq !== state.seq) return;
-      state.image = prepared.base64;
+      state.query = { kind: "image", base64: prepared.base64, name: name };
       el.caption.textContent = name + " · " + formatBytes(blob.size) + (prepared.note ? " · " + prepared.note : "");
       runSearch();
     }, function (err) {
       if (seq !== state.seq) return;
       setBusy(false);
-      state.image = null;
+      state.query = null;
       showError(err.message || String(err));
       setStatus("");
     });
   }
 
-  function showPreview(blob, name) {
-    if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
-    state.previewUrl = URL.createObjectURL(blob);
+  function setPreview(src, alt, caption) {
     el.preview.hidden = false;
-    el.preview.alt = "Query image: " + name;
-    el.preview.src = state.previewUrl;
+    el.preview.alt = alt;
+    el.preview.src = src;
     el.placeholder.hidden = true;
     el.placeholderText.textContent = "Drop an image here";
-    el.caption.textContent = name;
+    el.caption.textContent = caption;
     el.dropZone.dataset.state = "ready";
     el.fileLabel.textContent = "Choose another image";
+  }
+
+  function showBlobPreview(blob, name) {
+    if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
+    state.previewUrl = URL.createObjectURL(blob);
+    el.dropZone.dataset.source = "file";
+    setPreview(state.previewUrl, "Query image: " + name, name);
+  }
+
+  // An indexed image as the query: its thumbnail at once (usually cached by the grid), then the full image.
+  function showIndexedPreview(entry) {
+    if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
+    state.previewUrl = null;
+    var label = entry.label || "unlabelled";
+    el.dropZone.dataset.source = "collection";
+    setPreview(L.thumbUrl(entry.url), "Query image: " + label + " · " + entry.id,
+      label + " · " + entry.id + " · from the collection");
+    var full = new Image();
+    var wanted = L.resolveUrl(entry.url);
+    full.onload = function () {
+      if (state.query && state.query.kind === "id" && state.query.id === entry.id) el.preview.src = wanted;
+    };
+    full.src = wanted;
+  }
+
+  function resetPreview() {
+    if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
+    state.previewUrl = null;
+    el.preview.hidden = true;
+    el.preview.removeAttribute("src");
+    el.preview.alt = "";
+    el.placeholder.hidden = false;
+    el.placeholderText.textContent = "Drop an image here";
+    el.caption.textContent = "";
+    el.dropZone.dataset.state = "empty";
+    delete el.dropZone.dataset.source;
+    el.fileLabel.textContent = "Choose an image";
   }
 
   // The browser cannot preview some formats (TIFF) or a broken file; the server still gets to judge it.
@@ -231,68 +207,41 @@
     el.placeholderText.textContent = "No preview for this file";
   });
 
-  // Returns {base64, note}: the original bytes, or a JPEG re-encoding when the image is big.
-  function prepareUpload(blob) {
-    return decode(blob).then(function (bitmap) {
-      var side = bitmap ? Math.max(bitmap.width, bitmap.height) : 0;
-      if (!bitmap || (blob.size <= DOWNSCALE_BYTES && side <= MAX_SIDE)) {
-        if (bitmap && bitmap.close) bitmap.close();
-        // Undecodable here (e.g. TIFF, or not an image at all): the server decides and explains.
-        return readBase64(blob).then(function (b64) { return { base64: b64, note: "" }; });
-      }
-      return downscale(bitmap, Math.min(MAX_SIDE, side)).then(function (result) {
-        if (bitmap.close) bitmap.close();
-        return result;
+  // The JSON envelope besides the image: k and the label filter.
+  function envelopeBytes() {
+    return 200 + new Blob([el.filter.value]).size;
+  }
+
+  // "More like this": search with an indexed image's id. Nothing is downloaded or uploaded.
+  L.moreLikeThis = function (entry, options) {
+    if (state.view !== "search") showView("search", false, true);
+    state.query = { kind: "id", id: String(entry.id), label: entry.label || "", url: String(entry.url) };
+    showIndexedPreview(entry);
+    runSearch({ focusResults: true, tileId: options && options.from === "collection" ? state.query.id : null });
+  };
+
+  // A dropped link: one of this API's images searches by id; any other URL is fetched and uploaded.
+  function searchFromUrl(uri) {
+    var id = L.idFromImageUrl(uri);
+    if (id) {
+      L.moreLikeThis({ id: id, label: "", url: uri }, { from: "drop" });
+      return;
+    }
+    clearError();
+    setBusy(true);
+    setStatus("Loading the dropped image…");
+    fetch(uri)
+      .then(function (response) {
+        if (!response.ok) throw new Error("Could not load that image (HTTP " + response.status + ").");
+        return response.blob();
+      })
+      .then(function (blob) { acceptImage(blob, uri.split("/").pop().split("?")[0] || "dropped image", false); })
+      .catch(function (err) {
+        setBusy(false);
+        setStatus("");
+        showError(err instanceof TypeError
+          ? "Could not load that image from " + uri + " (network or CORS)." : err.message);
       });
-    }).then(function (prepared) {
-      if (requestBytes(prepared.base64) > MAX_BODY_BYTES) throw new Error(tooLargeMessage());
-      return prepared;
-    });
-  }
-
-  function decode(blob) {
-    if (!window.createImageBitmap) return Promise.resolve(null);
-    return window.createImageBitmap(blob).catch(function () { return null; });
-  }
-
-  function downscale(bitmap, targetSide) {
-    var scale = targetSide / Math.max(bitmap.width, bitmap.height);
-    var w = Math.max(1, Math.round(bitmap.width * scale));
-    var h = Math.max(1, Math.round(bitmap.height * scale));
-    var canvas = document.createElement("canvas");
-    canvas.width = w;
-    canvas.height = h;
-    var ctx = canvas.getContext("2d");
-    ctx.fillStyle = "#fff";  // JPEG has no alpha: flatten onto white as the server does
-    ctx.fillRect(0, 0, w, h);
-    ctx.drawImage(bitmap, 0, 0, w, h);
-    return new Promise(function (resolve) {
-      canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY);
-    }).then(function (jpeg) {
-      if (!jpeg) throw new Error("This browser could not re-encode the image; try a smaller file.");
-      return readBase64(jpeg).then(function (b64) {
-        if (requestBytes(b64) > MAX_BODY_BYTES && targetSide > 512) {
-          return downscale(bitmap, Math.round(targetSide * 0.75));
-        }
-        return { base64: b64, note: "sent as " + w + "×" + h + " JPEG (" + formatBytes(jpeg.size) + ")" };
-      });
-    });
-  }
-
-  function readBase64(blob) {
-    return new Promise(function (resolve, reject) {
-      var reader = new FileReader();
-      reader.onload = function () {
-        var url = String(reader.result);
-        resolve(url.slice(url.indexOf(",") + 1));
-      };
-      reader.onerror = function () { reject(new Error("Could not read the file.")); };
-      reader.readAsDataURL(blob);
-    });
-  }
-
-  function requestBytes(base64) {
-    return base64.length + 200 + new Blob([el.filter.value]).size;  // JSON envelope, k and filter
   }
 
   // ---------- searching ----------
@@ -304,10 +253,12 @@
     return k;
   }
 
-  function runSearch() {
+  function runSearch(options) {
+    options = options || {};
     clearError();
-    if (!state.image) {
-      showError("Choose, drop or paste an image first.");
+    var query = state.query;
+    if (!query) {
+      showError("Choose, drop or paste an image first, or click one in the collection.");
       return;
     }
     var k = readK();
@@ -317,11 +268,11 @@
       return;
     }
     var label = el.filter.value.trim();
-    var body = { image: state.image, k: k };
+    var body = query.kind === "id" ? { id: query.id, k: k } : { image: query.base64, k: k };
     if (label) body.filter = { label: label };
     var json = JSON.stringify(body);
     if (new Blob([json]).size > MAX_BODY_BYTES) {
-      showError(tooLargeMessage());
+      showError(L.tooLargeMessage());
       return;
     }
 
@@ -329,17 +280,14 @@
     var controller = new AbortController();
     state.controller = controller;
     var seq = ++state.seq;
+    showResultsMode(options.tileId);
+    showQueryBar();
     setBusy(true);
     setStatus("Searching…");
+    if (options.focusResults) el.resultsTitle.focus();
     var started = performance.now();
-    var headers = Object.assign({ "content-type": "application/json" }, authHeaders());
 
-    fetch(endpoint("/search"), { method: "POST", headers: headers, body: json, signal: controller.signal })
-      .then(function (response) {
-        return response.json().catch(function () { return null; }).then(function (payload) {
-          return { response: response, payload: payload };
-        });
-      })
+    L.request("POST", "/search", { body: json, signal: controller.signal })
       .then(function (answer) {
         if (seq !== state.seq) return;
         var roundTrip = performance.now() - started;
@@ -347,7 +295,12 @@
         var response = answer.response;
         var payload = answer.payload;
         if (!response.ok) {
-          failSearch(messageFor(response.status, payload), response.status === 401 || response.status === 403);
+          var message = L.messageFor(response.status, payload);
+          if (response.status === 404 && query.kind === "id") {
+            message = "That image is no longer in the index (deleted or re-indexed). Go back to the collection " +
+              "to see what it holds now.";
+          }
+          failSearch(message, L.isAuthStatus(response.status));
           return;
         }
         if (!payload || !Array.isArray(payload.results)) {
@@ -355,14 +308,14 @@
           return;
         }
         state.lastFailedAuth = false;
-        render(payload.results, label, k);
+        render(payload.results, label, k, query);
         showTiming(payload.took_ms, roundTrip);
       })
       .catch(function (err) {
         if (err && err.name === "AbortError") return;
         if (seq !== state.seq) return;
         setBusy(false);
-        failSearch(networkMessage(), false);
+        failSearch(L.networkMessage(), false);
       });
   }
 
@@ -382,117 +335,34 @@
     el.timing.textContent = parts.join(" · ");
   }
 
-  function render(results, label, k) {
+  function render(results, label, k, query) {
     var frag = document.createDocumentFragment();
-    results.forEach(function (result, i) {
-      frag.appendChild(card(result, i + 1));
-      if (result.label) state.labels.add(result.label);
-    });
+    results.forEach(function (result, i) { frag.appendChild(resultCard(result, i + 1)); });
     el.results.replaceChildren(frag);
     state.searches += 1;
     el.results.dataset.searches = String(state.searches);
-    updateKnownLabels();
+    el.results.dataset.query = query.kind === "id" ? query.id : "";
+    L.addKnownLabels(results);
     if (!results.length) {
-      setStatus(label ? "No indexed image has the label “" + label + "”." : "The collection is empty.");
+      setStatus(label ? "No indexed image has the label “" + label + "”" + (query.kind === "id" ? " besides the query." : ".")
+        : (query.kind === "id" ? "The collection holds no other image." : "The collection is empty."));
     } else {
-      setStatus(results.length + (results.length === 1 ? " image" : " images") +
-        (label ? " labelled “" + label + "”" : "") + (results.length < k ? " (all there are)" : "") +
-        ". Click one to search with it.");
+      setStatus(L.plural(results.length, "image") + (label ? " labelled “" + label + "”" : "") +
+        (results.length < k ? " (all there are)" : "") + ", most similar first. Click one for more like it.");
     }
   }
 
-  function card(result, rank) {
+  function resultCard(result, rank) {
     var label = result.label || "unlabelled";
-    var score = typeof result.score === "number" ? result.score.toFixed(3) : "–";
-    var item = document.createElement("li");
-    item.className = "card";
-    item.dataset.id = result.id;
-    item.dataset.label = result.label || "";
-    item.dataset.score = String(result.score);
-
-    var button = document.createElement("button");
-    button.type = "button";
-    button.className = "card-button";
-    button.title = "Search with this image";
-    button.setAttribute("aria-label",
-      "Result " + rank + ": " + label + ", score " + score + ". Search with this image.");
-
-    var frame = document.createElement("span");
-    frame.className = "card-image";
-    var img = document.createElement("img");
-    img.src = thumbUrl(String(result.url));
-    img.alt = "Result " + rank + ": " + label;
-    img.loading = "lazy";
-    img.decoding = "async";
-    img.addEventListener("error", function () { frame.classList.add("is-broken"); });
-    frame.appendChild(img);
-
-    var rankBadge = document.createElement("span");
-    rankBadge.className = "card-rank";
-    rankBadge.textContent = "#" + rank;
-
-    var meta = document.createElement("span");
-    meta.className = "card-meta";
-    var labelEl = document.createElement("span");
-    labelEl.className = "card-label";
-    labelEl.textContent = label;
-    var scoreEl = document.createElement("span");
-    scoreEl.className = "card-score";
-    scoreEl.textContent = score;
-    meta.append(labelEl, scoreEl);
-
-    var bar = document.createElement("span");
-    bar.className = "card-bar";
-    var fill = document.createElement("span");
-    fill.style.width = Math.max(0, Math.min(1, Number(result.score) || 0)) * 100 + "%";
-    bar.appendChild(fill);
-
-    button.append(frame, rankBadge, meta, bar);
-    button.addEventListener("click", function () { searchFromResult(result, label); });
-
-    var open = document.createElement("a");
-    open.className = "card-open";
-    open.href = resolveUrl(String(result.url));
-    open.target = "_blank";
-    open.rel = "noopener";
-    open.textContent = "Full image";
-    open.setAttribute("aria-label", "Open result " + rank + " (" + label + ") full size in a new tab");
-
-    item.append(button, open);
-    return item;
-  }
-
-  function updateKnownLabels() {
-    var options = Array.from(state.labels).sort().map(function (label) {
-      var option = document.createElement("option");
-      option.value = label;
-      return option;
+    var score = L.formatScore(result.score);
+    return L.card(result, {
+      rank: rank,
+      score: result.score,
+      alt: "Result " + rank + ": " + label,
+      name: "Result " + rank + ": " + label + ", score " + score + ". Find more like this.",
+      fullLink: "result " + rank + " (" + label + ")",
+      onActivate: function (entry) { L.moreLikeThis(entry, { from: "results" }); }
     });
-    el.knownLabels.replaceChildren.apply(el.knownLabels, options);
-  }
-
-  function searchFromResult(result, label) {
-    var url = resolveUrl(String(result.url));
-    // Our own API may need the key; presigned URLs must not get extra headers (they would need CORS preflight).
-    var headers = isAbsolute(String(result.url)) ? {} : authHeaders();
-    clearError();
-    setBusy(true);
-    setStatus("Loading " + label + "…");
-    fetch(url, { headers: headers })
-      .then(function (response) {
-        if (!response.ok) throw new Error("Could not load that image (HTTP " + response.status + ").");
-        return response.blob();
-      })
-      .then(function (blob) {
-        acceptImage(blob, label + " · " + result.id, false);
-        el.figure.scrollIntoView({ block: "nearest", behavior: "smooth" });
-      })
-      .catch(function (err) {
-        setBusy(false);
-        setStatus("");
-        showError(err instanceof TypeError
-          ? "Could not load that image from " + url + " (network or CORS)." : err.message);
-      });
   }
 
   // ---------- input wiring ----------
@@ -504,6 +374,7 @@
   });
 
   el.figure.addEventListener("click", function () { el.fileInput.click(); });
+  el.back.addEventListener("click", backToBrowse);
 
   ["dragenter", "dragover"].forEach(function (type) {
     el.dropZone.addEventListener(type, function (event) {
@@ -527,7 +398,7 @@
       return line && line.charAt(0) !== "#";
     })[0];
     if (uri) {
-      searchFromResult({ url: uri, id: uri.split("/").pop().split("?")[0] }, "dropped image");
+      searchFromUrl(uri);
     } else {
       showError("Drop an image file here.");
     }
@@ -546,6 +417,7 @@
         var file = items[i].getAsFile();
         if (file) {
           event.preventDefault();
+          if (state.view !== "search") showView("search", false, true);
           acceptImage(file, file.name && file.name !== "image.png" ? file.name : "pasted image", true);
           return;
         }
@@ -558,14 +430,46 @@
     runSearch();
   });
 
+  // ---------- views: #search (default) and #duplicates ----------
+
+  // push: a new history entry (Back returns to the previous view), else the URL is only corrected.
+  function showView(view, moveFocus, push) {
+    state.view = view;
+    var dup = view === "duplicates";
+    el.viewSearch.hidden = dup;
+    el.viewDuplicates.hidden = !dup;
+    [[el.navSearch, !dup], [el.navDuplicates, dup]].forEach(function (pair) {
+      if (pair[1]) pair[0].setAttribute("aria-current", "page"); else pair[0].removeAttribute("aria-current");
+    });
+    document.documentElement.dataset.view = view;
+    if (dup) L.duplicates.show();
+    var wanted = "#" + view;
+    if (window.location.hash !== wanted && (window.location.hash || dup)) {
+      history[push ? "pushState" : "replaceState"](null, "", wanted);
+    }
+    if (moveFocus) (dup ? el.dupTitle : el.resultsTitle).focus();
+  }
+
+  function viewFromHash() {
+    var hash = window.location.hash.slice(1);
+    return hash === "duplicates" || hash === "search" ? hash : null;
+  }
+
+  window.addEventListener("hashchange", function () {
+    var view = viewFromHash();
+    if (view && view !== state.view) showView(view, true);  // other fragments (#main) keep the view
+  });
+
   // ---------- settings ----------
 
   function openSettings(focusKey) {
     el.settings.hidden = false;
     el.settingsToggle.setAttribute("aria-expanded", "true");
-    el.apiKey.value = apiKey();
+    el.apiKey.value = L.apiKey();
     if (focusKey) el.apiKey.focus();
   }
+
+  L.onAuthFailure = function () { openSettings(true); };
 
   el.settingsToggle.addEventListener("click", function () {
     if (el.settings.hidden) {
@@ -579,45 +483,52 @@
   el.settingsForm.addEventListener("submit", function (event) {
     event.preventDefault();
     var key = el.apiKey.value.trim();
-    var keys = readKeys();
-    if (key) keys[storeKey()] = key; else delete keys[storeKey()];
-    sessionKey = writeKeys(keys) ? null : key;
+    L.saveKey(key);
     setStatus(key ? "API key saved." : "API key cleared.");
     el.settings.hidden = true;
     el.settingsToggle.setAttribute("aria-expanded", "false");
-    if (state.image && state.lastFailedAuth) runSearch();
+    if (state.query && state.lastFailedAuth) runSearch();
+    L.browse.retry();
+    L.duplicates.retry();
+    loadHealth();
+  });
+
+  el.settings.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    el.settings.hidden = true;
+    el.settingsToggle.setAttribute("aria-expanded", "false");
+    el.settingsToggle.focus();
   });
 
   el.forgetKey.addEventListener("click", function () {
-    var keys = readKeys();
-    delete keys[storeKey()];
-    writeKeys(keys);
-    sessionKey = null;
-    el.apiKey.value = config.configKey;
-    setStatus("API key forgotten for " + apiLabel() + ".");
+    L.forgetKey();
+    el.apiKey.value = L.config.configKey;
+    setStatus("API key forgotten for " + L.apiLabel() + ".");
   });
 
   // ---------- start ----------
 
   function loadHealth() {
-    el.endpointLabel.textContent = apiLabel();
-    el.settingsEndpoint.textContent = apiLabel();
-    fetch(endpoint("/healthz"), { headers: authHeaders() })
+    el.endpointLabel.textContent = L.apiLabel();
+    el.settingsEndpoint.textContent = L.apiLabel();
+    fetch(L.endpoint("/healthz"), { headers: L.authHeaders() })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (health) {
         if (!health || typeof health.count !== "number") return;
         var parts = [health.count.toLocaleString() + " images indexed"];
         if (health.model) parts.push("model " + health.model + (health.dim ? " (" + health.dim + "-d)" : ""));
-        parts.push("API " + apiLabel());
+        parts.push("API " + L.apiLabel());
         el.info.textContent = parts.join(" · ");
         el.info.dataset.count = String(health.count);
       })
       .catch(function () { /* the footer keeps showing the API address */ });
   }
 
-  if (config.warning) showError(config.warning);
+  if (L.config.warning) showError(L.config.warning);
   el.k.max = String(K_MAX);
-  document.documentElement.dataset.apiSource = config.source;
+  document.documentElement.dataset.apiSource = L.config.source;
+  showView(viewFromHash() || "search", false);
   loadHealth();
+  L.browse.start();
   document.documentElement.dataset.ready = "true";
 })();

@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from ..fsutil import read_regular_file
 from ..imaging import decode_image, thumbnail_bytes
 
 
@@ -21,7 +22,8 @@ class Thumbs:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        data = thumbnail_bytes(decode_image(path.read_bytes(), max_pixels=max_pixels), size)
+        # A FIFO or device put where an indexed file was must not block a server thread.
+        data = thumbnail_bytes(decode_image(read_regular_file(path), max_pixels=max_pixels), size)
         with self._lock:
             self._items[key] = data
             while len(self._items) > self.capacity:

@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     except LookalikeError as exc:
         print(f"lookalike: error: {exc.message}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the environment, not a bug (a full disk, a permission): one line; -v for the trace
+        logger.debug("%s failed", args.command, exc_info=True)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"lookalike: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("lookalike: interrupted (the index keeps what was saved at the last checkpoint)", file=sys.stderr)
         return 130

@@ -9,39 +9,25 @@ import sys
 from pathlib import Path
 
 from ..errors import LookalikeError
+from ..limits import DUPLICATE_THRESHOLD as DEFAULT_THRESHOLD
 from .options import DEFAULTS, output_options, settings_from
 
 logger = logging.getLogger("lookalike")
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from ..embedders import embedder_from_settings
-    from ..fsutil import file_lock
-    from ..index import open_index
-    from ..index.ingest import ingest_folder
-    from ..search.compat import check_compatible, model_info
+    from ..collection import Collection
 
     settings = settings_from(args)
-    embedder = embedder_from_settings(settings, bulk=True)
-    index = open_index("faiss", settings=settings, dim=embedder.dim, model=model_info(embedder), create=True)
-    check_compatible(embedder, index)
-    try:
-        lock = file_lock(Path(settings.index_dir) / ".ingest.lock", blocking=False)
-        lock.__enter__()
-    except BlockingIOError:
-        raise LookalikeError(f"another `lookalike index` is writing {settings.index_dir}; wait for it") from None
-    try:
-        report = ingest_folder(args.folder, index, embedder, batch_size=settings.batch_size,
-                               workers=settings.workers, max_pixels=settings.max_image_pixels, prune=args.prune,
-                               progress=not args.quiet and sys.stderr.isatty() or args.progress)
-    finally:
-        lock.__exit__(None, None, None)
+    report = Collection(settings=settings).add(args.folder, prune=args.prune,
+                                               progress=not args.quiet and sys.stderr.isatty() or args.progress)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
+        changed = "".join(f", {what} {n}" for what, n in (("moved", report.moved), ("replaced", report.replaced)) if n)
         print(f"indexed {report.indexed}, skipped {report.skipped} (already indexed), failed {len(report.failed)}"
-              + (f", pruned {report.pruned}" if args.prune else "")
-              + f" — {report.seconds:.1f}s, {report.images_per_second:.1f} img/s; index holds {len(index)}"
+              + changed + (f", pruned {report.pruned}" if args.prune else "")
+              + f" — {report.seconds:.1f}s, {report.images_per_second:.1f} img/s; index holds {report.total}"
               f" in {settings.index_dir}")
         for path, reason in report.failed:
             print(f"  failed: {path}: {reason}")
@@ -49,18 +35,25 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..search.schema import SearchRequest, parse_k
+    from ..fsutil import read_regular_file
     from ..search.local import build_local_service
+    from ..search.schema import SearchRequest, parse_id, parse_k
 
     settings = settings_from(args)
-    try:
-        data = Path(args.image).read_bytes()
-    except OSError as exc:
-        raise LookalikeError(f"cannot read {args.image}: {exc.strerror or exc}") from None
+    if (args.image is None) == (args.id is None):
+        raise LookalikeError("give a query IMAGE or --id ID (an indexed entry), not both")
+    data = None
+    if args.image is not None:
+        try:
+            data = read_regular_file(args.image)  # a FIFO named *.png would block a plain read forever
+        except OSError as exc:
+            raise LookalikeError(f"cannot read {args.image}: {exc.strerror or exc}") from None
     service = build_local_service(settings)
     k = parse_k(args.k, service.limits)
     flt = {"label": args.label} if args.label else None
-    response = service.search(SearchRequest(image=data, k=k, filter=flt))
+    request = SearchRequest(image=data, k=k, filter=flt) if data is not None else \
+        SearchRequest(id=parse_id(args.id), k=k, filter=flt)
+    response = service.search(request)
     if args.json:
         out = response.to_dict()
         for r in out["results"]:
@@ -76,30 +69,65 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def cmd_dupes(args: argparse.Namespace) -> int:
+    import csv
+    import time
 
+    from ..collection import Collection
+
+    started = time.perf_counter()
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    if not 0 < threshold <= 1:
+        raise LookalikeError(f"--threshold must be in (0, 1], got {threshold}")
+    groups = Collection(settings=settings_from(args)).duplicates(threshold)
+    shown = groups[:args.limit] if args.limit else groups
+    if args.json:
+        print(json.dumps({"threshold": threshold, "groups": [g.to_dict() for g in shown], "total": len(groups)},
+                         indent=2))
+    elif args.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["group", "kind", "size", "id", "label", "score", "path"])
+        for g in shown:
+            for m in g.members:
+                writer.writerow([g.id, g.kind, g.size, m["id"], m["label"], m["score"], m["path"]])
+    else:
+        for g in shown:
+            print(f"{g.kind} group of {g.size} ({g.id})")
+            for m in g.members:
+                print(f"  {m['score']:6.3f}  {str(m['label']):<16} {m['id']:<16}  {m['path']}")
+        print(f"{len(groups)} groups at threshold {threshold} ({time.perf_counter() - started:.1f}s)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
     from ..api.app import create_app
+    from ..api.server import run
+    from ..errors import BackendUnavailable
 
     settings = settings_from(args)
     app = create_app(settings)
     try:
         app.state.holder.get()  # load the model and index before accepting requests
-    except LookalikeError as exc:
+    except BackendUnavailable as exc:  # no index yet: answer 503 until `lookalike index` saves one
         logger.warning("%s (the server starts anyway and retries on each request)", exc.message)
     print(f"lookalike serving {settings.index_dir} at http://{settings.host}:{settings.port}/", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    run(app, settings)
     return 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
     from ..index.faiss_index import FaissIndex
+    from ..index.faiss_store import writer_lock
 
     settings = settings_from(args)
-    index = FaissIndex.load(settings.index_dir)
-    removed = index.delete(args.ids)
-    if removed:
-        index.save()
+    if not FaissIndex.exists(settings.index_dir):
+        FaissIndex.load(settings.index_dir)  # the "no index" error, without making the folder
+    # A running `lookalike index` would save over this deletion from its own copy: refuse instead.
+    with writer_lock(settings.index_dir, "delete"):
+        index = FaissIndex.load(settings.index_dir)
+        removed = index.delete(args.ids)
+        if removed:
+            index.save()
     print(f"deleted {removed} of {len(args.ids)}; index holds {len(index)}")
     return 0 if removed == len(args.ids) else 1
 
@@ -129,7 +157,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("index", parents=[common], help="embed a folder of images into the index")
     p.add_argument("folder", type=Path, help="folder of images; each image's label is its parent folder's name")
-    p.add_argument("--prune", action="store_true", help="also delete entries whose file under FOLDER is gone")
+    p.add_argument("--prune", action="store_true", help="also delete entries whose image no file under FOLDER has any more")
     p.add_argument("--workers", type=int, help=f"decode/preprocess threads (default min(4, cores) = {DEFAULTS.workers})")
     g = p.add_argument_group("index structure (stored with a new index)")
     g.add_argument("--hnsw-threshold", type=int,
@@ -143,12 +171,25 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common], help="the K most similar indexed images")
-    p.add_argument("image", type=Path)
+    p.add_argument("image", type=Path, nargs="?", help="query image file")
+    p.add_argument("--id", help="search with this indexed entry's stored vector instead (more like this)")
     p.add_argument("-k", type=int, default=DEFAULTS.k_default,
                    help=f"number of results (1..{DEFAULTS.k_max}, default {DEFAULTS.k_default})")
     p.add_argument("--label", help="only results with this label")
     p.add_argument("--json", action="store_true", help="print JSON (the API's response shape + paths)")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("dupes", parents=[common], help="exact and near-duplicate groups, largest first",
+                       description="Group exact duplicates (the same content under several paths) and near "
+                                   "duplicates (cosine similarity >= THRESHOLD; groups are connected: A~B and "
+                                   "B~C put A, B and C in one group), largest group first.")
+    p.add_argument("--threshold", type=float, help=f"similarity for near duplicates (default {DEFAULT_THRESHOLD}, "
+                                                    "calibrated in reports/duplicates)")
+    p.add_argument("--limit", type=int, help="print only the first N groups")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="groups as JSON")
+    out.add_argument("--csv", action="store_true", help="one row per member: group,kind,size,id,label,score,path")
+    p.set_defaults(func=cmd_dupes)
 
     p = sub.add_parser("serve", parents=[common], help="HTTP API and web page")
     p.add_argument("--host", help=f"bind address (default {DEFAULTS.host})")

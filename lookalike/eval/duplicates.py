@@ -4,7 +4,9 @@ For a labelled collection, every sampled original gets one edited copy per edit 
 (:mod:`lookalike.eval.copies`). Positives are (copy, its original) pairs; negatives are
 pairs of distinct images of the same class, the hardest non-duplicates a collection has.
 Precision and recall of "similarity >= t" over those pairs give the curve; the chosen
-threshold is the lowest one whose precision is at least ``min_precision`` on every collection.
+threshold maximises the lowest F1 over the collections it is chosen on (photo-like sets: a
+product catalogue such as Fashion-MNIST, whose same-class thumbnails look alike, is reported
+beside it and wants a higher threshold).
 """
 
 from __future__ import annotations
@@ -60,12 +62,16 @@ def curve(positives: np.ndarray, negatives: np.ndarray, thresholds=THRESHOLDS) -
     return out
 
 
-def choose(curves: dict[str, list[dict[str, float]]], min_precision: float = 0.99) -> float:
-    """The lowest threshold with precision >= ``min_precision`` on every collection."""
-    for row in zip(*curves.values()):
-        if all(r["precision"] >= min_precision for r in row):
-            return row[0]["threshold"]
-    return 1.0
+def f1(row: dict[str, float]) -> float:
+    p, r = row["precision"], row["recall"]
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def choose(curves: dict[str, list[dict[str, float]]], on: list[str]) -> float:
+    """The threshold whose lowest F1 over the collections ``on`` is highest (ties: the lower one)."""
+    rows = list(zip(*(curves[name] for name in on)))
+    best = max(range(len(rows)), key=lambda i: (min(f1(r) for r in rows[i]), -i))
+    return rows[best][0]["threshold"]
 
 
 def plot(curves: dict[str, list[dict[str, float]]], chosen: float, path: Path) -> None:

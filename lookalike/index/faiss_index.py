@@ -2,16 +2,12 @@
 
 The vectors (``.npy``) and metadata (``.json``) are the source of truth; the FAISS structure
 is derived from them: exact inner product (``IndexFlatIP``) below ``hnsw_threshold`` entries,
-``IndexHNSWFlat`` above it (saved too, so loading does not rebuild it).
-
-Saving writes a new *generation* of files, each via temp file + fsync + rename, then
-atomically replaces ``manifest.json`` to point at it, then removes older generations. A
-crash at any point leaves the previous manifest and its files intact.
+``IndexHNSWFlat`` above it (saved too, so loading does not rebuild it). How the files are
+saved crash-safely is :mod:`lookalike.index.faiss_store`'s concern.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -22,14 +18,13 @@ from typing import Any
 import numpy as np
 
 from ..embedders.base import check_vectors
-from ..errors import BackendUnavailable, ConfigError
-from ..fsutil import atomic_write, atomic_write_bytes, file_lock, fsync_dir
+from ..errors import ConfigError
+from . import faiss_store as store
 from .base import Hit, check_k, matches
+from .faiss_store import FORMAT, MANIFEST  # noqa: F401  (re-exported: where callers look for them)
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "lookalike-faiss/1"
-MANIFEST = "manifest.json"
 # Below this many matching entries a filtered search is an exact scan of just those rows:
 # faster than a selector over HNSW and never returns fewer than k hits.
 EXACT_FILTER_LIMIT = 20_000
@@ -87,72 +82,37 @@ class FaissIndex:
     def load(cls, path: Path, **params: Any) -> FaissIndex:
         """Open the index saved in ``path``; ``params`` override stored HNSW parameters."""
         path = Path(path)
-        try:
-            manifest = json.loads((path / MANIFEST).read_text())
-        except FileNotFoundError:
-            raise BackendUnavailable(f"No index at {path}: build one with `lookalike index DIR --index-dir {path}`.")\
-                from None
-        if manifest.get("format") != FORMAT:
-            raise ConfigError(f"{path / MANIFEST}: unsupported format {manifest.get('format')!r}, expected {FORMAT}")
+        manifest, vectors, records = store.read_index(path)
         stored = manifest["params"]
         stored.update({k: v for k, v in params.items() if v is not None})
         index = cls(path, manifest["dim"], model=manifest.get("model"), **stored)
-        files = manifest["files"]
-        vectors = np.load(path / files["vectors"])
-        meta = json.loads((path / files["metadata"]).read_text())
-        if len(meta) != len(vectors) or manifest["count"] != len(vectors):
-            raise ConfigError(f"{path}: manifest says {manifest['count']} entries, files hold "
-                              f"{len(vectors)} vectors and {len(meta)} records")
-        index._ids = [m["id"] for m in meta]
-        index._meta = [{k: v for k, v in m.items() if k != "id"} for m in meta]
+        index._ids = [m["id"] for m in records]
+        index._meta = [{k: v for k, v in m.items() if k != "id"} for m in records]
         index._row = {id_: i for i, id_ in enumerate(index._ids)}
-        index._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        index._vectors = vectors
         index.generation = manifest["generation"]
-        if files.get("hnsw") and index._use_hnsw():
-            index._faiss = _faiss().read_index(str(path / files["hnsw"]))
+        hnsw = manifest["files"].get("hnsw")
+        if hnsw and index._use_hnsw():
+            index._faiss = store.read_structure(path / hnsw)
         return index
 
     def save(self) -> None:
-        """Write a new generation atomically (see the module docstring)."""
+        """Write a new generation atomically (see :mod:`lookalike.index.faiss_store`)."""
         if self.path is None:
             raise ConfigError("this index has no path; pass one to save it")
-        self.path.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.path / ".lock"):
-            self._flush()
-            previous = self._read_generation()
-            gen = max(previous, self.generation) + 1
-            files = {"vectors": f"vectors-{gen:06d}.npy", "metadata": f"metadata-{gen:06d}.json"}
-            atomic_write(self.path / files["vectors"], lambda fh: np.save(fh, self._vectors))
-            records = [{"id": i, **m} for i, m in zip(self._ids, self._meta)]
-            atomic_write_bytes(self.path / files["metadata"], json.dumps(records).encode())
-            if self._use_hnsw():
-                files["hnsw"] = f"hnsw-{gen:06d}.faiss"
-                data = _faiss().serialize_index(self._structure())
-                atomic_write_bytes(self.path / files["hnsw"], data.tobytes())
-            manifest = {
-                "format": FORMAT, "generation": gen, "dim": self.dim, "count": len(self._ids),
-                "model": self.model, "files": files,
-                "params": {"hnsw_threshold": self.hnsw_threshold, "m": self.m,
-                           "ef_construction": self.ef_construction, "ef_search": self.ef_search},
-            }
-            atomic_write_bytes(self.path / MANIFEST, json.dumps(manifest, indent=2).encode())
-            fsync_dir(self.path)
-            self.generation = gen
-            keep = set(files.values()) | {MANIFEST, ".lock"}
-            for old in self.path.iterdir():
-                if old.name not in keep and old.name.split("-")[0] in {"vectors", "metadata", "hnsw"}:
-                    old.unlink(missing_ok=True)
-        logger.info("saved %d entries to %s (generation %d)", len(self), self.path, gen)
-
-    def _read_generation(self) -> int:
-        try:
-            return json.loads((self.path / MANIFEST).read_text())["generation"]
-        except (FileNotFoundError, ValueError, KeyError):
-            return 0
+        self._flush()
+        records = [{"id": i, **m} for i, m in zip(self._ids, self._meta)]
+        hnsw = (lambda: _faiss().serialize_index(self._structure()).tobytes()) if self._use_hnsw() else None
+        header = {"dim": self.dim, "count": len(self._ids), "model": self.model,
+                  "params": {"hnsw_threshold": self.hnsw_threshold, "m": self.m,
+                             "ef_construction": self.ef_construction, "ef_search": self.ef_search}}
+        self.generation = store.save_generation(self.path, self.generation, vectors=self._vectors, records=records,
+                                                hnsw=hnsw, header=header)
+        logger.info("saved %d entries to %s (generation %d)", len(self), self.path, self.generation)
 
     def stored_generation(self) -> int:
         """The generation currently on disk (to notice that another process saved)."""
-        return self._read_generation() if self.path is not None else 0
+        return store.read_generation(self.path) if self.path is not None else 0
 
     # ----- protocol ----------------------------------------------------------------------
     def __len__(self) -> int:

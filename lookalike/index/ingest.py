@@ -2,7 +2,8 @@
 
 Three stages, timed separately: *read* (bytes + content hash, in the calling thread, to skip
 what is already indexed), *prepare* (decode + resize + normalise, in worker threads) and
-*embed* (batched model inference, kept busy by a bounded window of prepared images).
+*embed* (batched model inference, kept busy by a bounded window of prepared images). After
+the walk, entries follow their files (edited, renamed, deleted): see :mod:`.tracking`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import LookalikeError
+from ..fsutil import NotRegularFile, read_regular_file
 from ..imaging import IMAGE_EXTENSIONS, decode_image
 from ..limits import BATCH_SIZE, MAX_IMAGE_PIXELS
+from .tracking import reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,10 @@ class IngestReport:
     indexed: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    moved: int = 0  # entries now pointing at another file with their content (renamed, moved)
+    replaced: int = 0  # entries deleted because their file now holds other content
     pruned: int = 0
+    total: int = 0  # entries the index holds afterwards
     seconds: float = 0.0
     stages: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "prepare": 0.0, "embed": 0.0,
                                                               "save": 0.0})
@@ -48,7 +54,8 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"found": self.found, "indexed": self.indexed, "skipped": self.skipped,
-                "failed": [{"path": p, "reason": r} for p, r in self.failed], "pruned": self.pruned,
+                "failed": [{"path": p, "reason": r} for p, r in self.failed], "moved": self.moved,
+                "replaced": self.replaced, "pruned": self.pruned, "total": self.total,
                 "seconds": round(self.seconds, 3), "images_per_second": round(self.images_per_second, 1),
                 "stages": {k: round(v, 3) for k, v in self.stages.items()}}
 
@@ -85,9 +92,11 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = BATCH_SIZE, 
                   progress: bool = True, save: bool = True) -> IngestReport:
     """Embed every new image under ``root`` into ``index`` and save it.
 
-    An unreadable or corrupt file is recorded in ``report.failed`` and skipped. With
-    ``prune``, entries whose file under ``root`` no longer exists are deleted. The index is
-    saved every ``checkpoint_every`` new images, so an interrupted run keeps its progress.
+    An unreadable or corrupt file, or one that is not a regular file (a FIFO is never opened),
+    is recorded in ``report.failed`` and skipped. Entries of edited, renamed and (with
+    ``prune``) deleted files are updated as :mod:`.tracking` describes; an unchanged folder
+    changes nothing. The index is saved every ``checkpoint_every`` new images, so an
+    interrupted run keeps its progress.
     """
     from tqdm import tqdm
 
@@ -100,6 +109,8 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = BATCH_SIZE, 
     report.found = len(paths)
     prepare = getattr(embedder, "prepare", None)
     seen: set[str] = set()
+    found: dict[str, str] = {}  # path -> content id of every file read
+    unreadable: set[str] = set()  # files whose content is unknown: their entries stay as they are
     batch: list[_Prepared] = []
     since_checkpoint = 0
 
@@ -158,13 +169,16 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = BATCH_SIZE, 
         for path in paths:
             t = time.perf_counter()
             try:
-                data = path.read_bytes()
+                data = read_regular_file(path)
             except OSError as exc:
                 report.stages["read"] += time.perf_counter() - t
                 report.failed.append((str(path), f"cannot read: {exc.strerror or exc}"))
+                if not isinstance(exc, (NotRegularFile, FileNotFoundError)):  # gone is not unknown
+                    unreadable.add(str(path))
                 bar.update(1)
                 continue
             id_, sha = image_id(data)
+            found[str(path)] = id_
             report.stages["read"] += time.perf_counter() - t
             if id_ in index or id_ in seen:
                 report.skipped += 1
@@ -177,13 +191,12 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = BATCH_SIZE, 
     flush()
     bar.close()
 
-    if prune:
-        gone = [i for i, meta in index.items()
-                if _is_under(meta.get("path", ""), root) and not Path(meta["path"]).exists()]
-        report.pruned = index.delete(gone)
-    if save and (report.indexed or report.pruned or not _saved(index)):
+    changes = reconcile(index, root, found, unreadable, prune=prune, label_for=label_for)
+    report.moved, report.replaced, report.pruned = changes.moved, changes.replaced, changes.pruned
+    if save and (report.indexed or changes or not _saved(index)):
         _save(index, report)
     report.seconds = time.perf_counter() - started
+    report.total = len(index)
     return report
 
 
@@ -198,10 +211,6 @@ def _yield_to_model() -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + PREPARE_NICENESS))
     except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
         pass
-
-
-def _is_under(path: str, root: Path) -> bool:
-    return path.startswith(str(root) + os.sep)
 
 
 def _saved(index) -> bool:

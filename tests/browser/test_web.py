@@ -118,6 +118,7 @@ def test_upload_shows_k_results_with_the_image_itself_first(page, live_server):
 
 
 def test_clicking_a_result_searches_with_that_image(page, live_server):
+    sent = search_requests(page)
     page.goto(live_server.url + "/")
     before = upload_and_wait(page, QUERY, 1, 6)
     preview_before = page.get_attribute("#query-preview", "src")
@@ -129,12 +130,14 @@ def test_clicking_a_result_searches_with_that_image(page, live_server):
     wait_searches(page, 2)
     after = cards_info(page)
     assert len(after) == 6
+    # "More like this" sends the result's id, not its image, and the query is not among the results.
+    assert json.loads(sent[-1].post_data) == {"id": target_id, "k": 6}
+    assert target_id not in {c["id"] for c in after}
+    assert [c["id"] for c in after] != [c["id"] for c in before]
     assert page.get_attribute("#query-preview", "src") != preview_before
     wait_images_loaded(page, "#query-preview")
-    # The clicked image is now the query, so it finds itself first.
-    assert float(after[0]["score"]) >= 0.999 and after[0]["label"] == target_label
-    assert target_id in {c["id"] for c in after if float(c["score"]) >= 0.999}
-    assert [c["id"] for c in after] != [c["id"] for c in before]
+    expect(page.locator("#query-caption")).to_contain_text(target_id)
+    expect(page.locator("#query-bar")).to_contain_text(target_label)
 
     # Keyboard only: focus another card and press Enter.
     third = page.locator("#results .card").nth(2)
@@ -142,7 +145,8 @@ def test_clicking_a_result_searches_with_that_image(page, live_server):
     third.locator(".card-button").focus()
     page.keyboard.press("Enter")
     wait_searches(page, 3)
-    assert third_id in {c["id"] for c in cards_info(page) if float(c["score"]) >= 0.999}
+    assert json.loads(sent[-1].post_data) == {"id": third_id, "k": 6}
+    assert third_id not in {c["id"] for c in cards_info(page)}
 
 
 DISPATCH_FILE = """([kind, b64, name]) => {
@@ -251,7 +255,7 @@ def test_api_key_entered_in_settings_is_sent(page, demo_index_dir):
         expect(page.locator("#error")).to_be_hidden()
         wait_images_loaded(page)  # signed thumbnail URLs work in <img> without the header
 
-        # The key survives a reload (localStorage) and clicking a result fetches the signed image.
+        # The key survives a reload (localStorage) and goes with "more like this" too.
         page.reload()
         upload_and_wait(page, QUERY, 1, 6)
         page.locator("#results .card .card-button").nth(1).click()
@@ -294,7 +298,7 @@ def test_page_on_another_origin_uses_api_base_from_config(page, static_site, dem
         cards = upload_and_wait(page, QUERY, 1, 6)
         assert all(c["src"].startswith(api.url + "/images/") for c in cards)
         wait_images_loaded(page)
-        page.locator("#results .card .card-button").nth(1).click()  # cross-origin fetch of the full image
+        page.locator("#results .card .card-button").nth(1).click()  # more like this: a cross-origin POST by id
         wait_searches(page, 2)
         expect(page.locator("#error")).to_be_hidden()
 

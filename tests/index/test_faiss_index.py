@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import lookalike.index.faiss_index as faiss_index
+import lookalike.index.faiss_store as faiss_store
+from lookalike.errors import LookalikeError
 from lookalike.index.faiss_index import MANIFEST, FaissIndex
 
 
@@ -76,21 +78,24 @@ def test_crash_before_the_manifest_keeps_the_previous_generation(tmp_path, monke
     first_ids, _ = fill(index, 50, seed=7)
     index.save()
     fill(index, 30, seed=8, start=50)
-    real_write = faiss_index.atomic_write_bytes
+    real_write = faiss_store.atomic_write_bytes
+    written: list[str] = []
 
     def crash_on_manifest(target, data):
         if target.name == MANIFEST:
-            raise OSError("disk full")  # vectors and metadata of the new generation are already written
+            written.extend(generation_files(path))  # vectors and metadata of generation 2 are written
+            raise OSError("disk full")
         real_write(target, data)
 
-    monkeypatch.setattr(faiss_index, "atomic_write_bytes", crash_on_manifest)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(faiss_store, "atomic_write_bytes", crash_on_manifest)
+    with pytest.raises(LookalikeError, match="disk full.*unchanged \\(generation 1\\)"):
         index.save()
-    assert {"vectors-000002.npy", "metadata-000002.json"} <= generation_files(path)  # stray new files
+    assert {"vectors-000002.npy", "metadata-000002.json"} <= set(written)
+    assert generation_files(path) == {"vectors-000001.npy", "metadata-000001.json"}  # the failed save tidied up
     old = FaissIndex.load(path)
     assert old.generation == 1 and len(old) == 50 and [i for i, _ in old.items()] == first_ids
 
-    monkeypatch.setattr(faiss_index, "atomic_write_bytes", real_write)
+    monkeypatch.setattr(faiss_store, "atomic_write_bytes", real_write)
     index.save()
     assert generation_files(path) == {"vectors-000002.npy", "metadata-000002.json"}  # generation 1 cleaned
     again = FaissIndex.load(path)
@@ -104,16 +109,16 @@ def test_crash_while_writing_vectors_leaves_no_partial_file(tmp_path, monkeypatc
     index.save()
     before = sorted(p.name for p in path.iterdir())
     fill(index, 20, seed=10, start=20)
-    real_save = np.save
+    real_write = faiss_store.write_npy
 
-    def torn_save(fh, array, *args, **kwargs):
+    def torn_write(fh, array):
         fh.write(b"\x93NUMPY partial")
         raise OSError("power cut")
 
-    monkeypatch.setattr(np, "save", torn_save)
-    with pytest.raises(OSError, match="power cut"):
+    monkeypatch.setattr(faiss_store, "write_npy", torn_write)
+    with pytest.raises(LookalikeError, match="power cut"):
         index.save()
-    monkeypatch.setattr(np, "save", real_save)
+    monkeypatch.setattr(faiss_store, "write_npy", real_write)
     assert sorted(p.name for p in path.iterdir()) == before  # no temp or half-written file left
     assert len(FaissIndex.load(path)) == 20
 

@@ -189,3 +189,103 @@ def test_model_starts_once_a_batch_is_prepared_not_when_the_read_ahead_fills(emb
     assert report.indexed == 24 and len(reads_at_encode) == 6
     # Waiting for the window would mean 8 in flight + 4 taken = 12 files read before the first batch.
     assert reads_at_encode[0] <= 6, reads_at_encode
+
+
+def entries_by_path(index) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for id_, meta in index.items():
+        out.setdefault(meta["path"], []).append(id_)
+    return out
+
+
+def other_image() -> Path:
+    return sorted((DEMO_DIR / "planets").glob("*.png"))[0]  # not in the collection
+
+
+def test_a_file_edited_in_place_replaces_its_entry(collection, embedder, tmp_path):
+    index = new_index(tmp_path / "index", embedder)
+    ingest_folder(collection, index, embedder, progress=False)
+    edited = sorted((collection / "birds").glob("*.png"))[0]
+    old_id, _ = image_id(edited.read_bytes())
+    edited.write_bytes(other_image().read_bytes())
+    new_id, _ = image_id(edited.read_bytes())
+    report = ingest_folder(collection, index, embedder, progress=False)  # no --prune needed
+    assert entries_by_path(index)[str(edited)] == [new_id] and old_id not in index
+    assert len(index) == 6 and len(FaissIndex.load(tmp_path / "index")) == 6
+    assert (report.indexed, report.replaced, report.moved) == (1, 1, 0)
+
+
+def test_an_edited_duplicate_leaves_the_content_to_the_other_file(collection, embedder, tmp_path):
+    """Two files with one content share one entry; editing the file it names moves it to the other."""
+    first = sorted((collection / "birds").glob("*.png"))[0]
+    twin = collection / "fruit" / "twin.png"
+    shutil.copy(first, twin)
+    index = new_index(tmp_path / "index", embedder)
+    report = ingest_folder(collection, index, embedder, progress=False)
+    shared, _ = image_id(first.read_bytes())
+    assert report.indexed == 6 and report.skipped == 1 and index.get(shared)["path"] == str(first)
+    first.write_bytes(other_image().read_bytes())
+    report = ingest_folder(collection, index, embedder, progress=False)
+    assert index.get(shared) == {"path": str(twin), "label": "fruit", "sha256": index.get(shared)["sha256"]}
+    assert [len(ids) for ids in entries_by_path(index).values()] == [1] * 7
+    vectors = FaissIndex.load(tmp_path / "index").get_vectors([shared])
+    np.testing.assert_array_equal(vectors, index.get_vectors([shared]))  # moved, not re-embedded
+    assert (report.indexed, report.moved, report.replaced) == (1, 1, 0)
+
+
+def test_a_renamed_file_keeps_its_entry_with_prune(collection, embedder, tmp_path):
+    index = new_index(tmp_path / "index", embedder)
+    ingest_folder(collection, index, embedder, progress=False)
+    src = sorted((collection / "birds").glob("*.png"))[0]
+    id_, _ = image_id(src.read_bytes())
+    dst = collection / "fruit" / "renamed.png"
+    src.rename(dst)
+    report = ingest_folder(collection, index, embedder, prune=True, progress=False)
+    assert id_ in index, "pruned, though its content is still in the folder"
+    assert index.get(id_)["path"] == str(dst) and index.get(id_)["label"] == "fruit"
+    assert FaissIndex.load(tmp_path / "index").get(id_)["path"] == str(dst)
+    assert (report.indexed, report.moved, report.pruned) == (0, 1, 0)
+
+
+def test_prune_removes_content_no_file_has_any_more(collection, embedder, tmp_path):
+    twin = collection / "birds" / "twin.png"
+    shutil.copy(sorted((collection / "fruit").glob("*.png"))[0], twin)
+    index = new_index(tmp_path / "index", embedder)
+    ingest_folder(collection, index, embedder, progress=False)
+    twin_id, _ = image_id(twin.read_bytes())
+    twin.unlink()  # its content is still in fruit/: not pruned
+    gone = sorted((collection / "birds").glob("*.png"))[0]
+    gone_id, _ = image_id(gone.read_bytes())
+    gone.unlink()
+    report = ingest_folder(collection, index, embedder, prune=True, progress=False)
+    assert report.pruned == 1 and gone_id not in index and twin_id in index
+    assert sorted(entries_by_path(index)) == sorted(str(p) for p in walk_images(collection)
+                                                    if p.suffix == ".png" and p.name != "truncated.png")
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_rerunning_on_an_unchanged_folder_changes_nothing(collection, embedder, tmp_path, prune):
+    shutil.copy(sorted((collection / "fruit").glob("*.png"))[0], collection / "birds" / "twin.png")
+    index = new_index(tmp_path / "index", embedder)
+    ingest_folder(collection, index, embedder, progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "index").iterdir()}
+    entries = dict(index.items())
+    for _ in range(2):
+        index = FaissIndex.load(tmp_path / "index")
+        report = ingest_folder(collection, index, embedder, prune=prune, progress=False)
+        assert (report.indexed, report.pruned, report.to_dict().get("moved", 0)) == (0, 0, 0)
+        assert dict(index.items()) == entries
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "index").iterdir()} == before  # not even saved
+
+
+@pytest.mark.timeout(120)
+def test_special_files_are_skipped_without_opening_them(collection, embedder, tmp_path):
+    """A FIFO named like an image used to block the ingest forever (waiting for a writer)."""
+    os.mkfifo(collection / "birds" / "pipe.png")
+    (collection / "fruit" / "null.png").symlink_to(os.devnull)
+    index = new_index(tmp_path / "index", embedder)
+    report = ingest_folder(collection, index, embedder, progress=False)
+    failed = {Path(p).name: reason for p, reason in report.failed}
+    assert failed["pipe.png"] == "cannot read: not a regular file (a FIFO)"
+    assert failed["null.png"] == "cannot read: not a regular file (a character device)"
+    assert report.indexed == 6
