@@ -93,7 +93,7 @@ BAD_BODIES = {
     "k as text": '{"image": "%s", "k": "5"}' % png(),
     "k arabic digit": '{"image": "%s", "k": "\u0665"}' % png(),
     "k null": '{"image": "%s", "k": null}' % png(),
-    "k float": '{"image": "%s", "k": 5.0}' % png(),
+    "k fraction": '{"image": "%s", "k": 5.5}' % png(),
     "empty image": '{"image": ""}',
     "unknown field": '{"image": "%s", "K": 5}' % png(),
 }
