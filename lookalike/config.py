@@ -56,6 +56,23 @@ def _optional_str(raw: str) -> str | None:
     return raw or None
 
 
+def opensearch_serverless_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the index, if it is an OpenSearch Serverless collection (``*.aoss.*``).
+
+    Refused here, when the settings are read, rather than per document later: vector search
+    collections reject a document id in index/create ("Document ID is not supported in
+    create/index operation request") and answer 404 to _refresh, and the index protocol's
+    upserts and deletes by id and its read-after-write need both.
+    """
+    from urllib.parse import urlsplit
+
+    if ".aoss." not in (urlsplit(url).hostname or ""):
+        return None
+    return ("OpenSearch Serverless collections (*.aoss.amazonaws.com) are not supported: they refuse document "
+            "ids in _bulk and have no _refresh, and lookalike upserts and deletes by id; use an Amazon "
+            "OpenSearch Service domain (terraform/modules/search_domain) or a self-managed cluster")
+
+
 @dataclass(frozen=True)
 class Settings:
     """All configuration of lookalike. Field ``foo_bar`` is read from ``LOOKALIKE_FOO_BAR``."""
@@ -109,11 +126,27 @@ class Settings:
     opensearch_engine: str = "faiss"  # faiss | lucene (HNSW engine of a new index)
     opensearch_bulk_size: int = 500  # documents per _bulk request (also capped at ~5 MB)
     opensearch_max_retries: int = 5  # retries with backoff on 429/5xx/connection errors (the Lambda uses 1)
+    # Seconds one OpenSearch request may take (a k-NN search takes milliseconds). The Lambda has at
+    # most 29 s for the whole search, SageMaker included: its 2 attempts (1 retry) x 8 s + back-off
+    # leave 12 s for the rest. A caller with a hard limit also uses opensearch.deadline().
+    opensearch_timeout: float = 8.0
+    opensearch_bulk_timeout: float = 120.0  # one _bulk batch (~5 MB) during indexing, never on the query path
     aws_region: str | None = None
     images_bucket: str | None = None
     images_prefix: str = "images/"
     url_ttl_seconds: int = 900
     endpoint_url: str | None = None  # overrides AWS endpoints (emulators)
+
+    # Batch ingest (SageMaker Batch Transform over S3, then a bulk load; set by Terraform).
+    transform_model: str | None = None  # the SageMaker model transform jobs run (same archive as the endpoint)
+    transform_prefix: str | None = None  # s3://BUCKET/PREFIX/ holding manifests/ and output/ of the jobs
+    transform_input_prefixes: tuple[str, ...] = ()  # s3:// prefixes the transform role may read (empty: any)
+    transform_kms_key: str | None = None  # KMS key for the job's output objects and ML storage volume
+    transform_instance_type: str = "ml.c5.xlarge"
+    transform_instance_count: int = 1
+    transform_max_concurrent: int = 4  # MaxConcurrentTransforms: parallel requests per instance
+    transform_max_payload_mb: int = 6  # MaxPayloadInMB: the largest image a job accepts
+    transform_poll_seconds: float = 30.0  # how often progress is read while a job runs
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -170,6 +203,25 @@ class Settings:
              "must be faiss or lucene (nmslib is deprecated)")
         need(self.opensearch_bulk_size >= 1, "opensearch_bulk_size", self.opensearch_bulk_size, "must be >= 1")
         need(self.opensearch_max_retries >= 0, "opensearch_max_retries", self.opensearch_max_retries, "must be >= 0")
+        need(self.opensearch_timeout > 0, "opensearch_timeout", self.opensearch_timeout, "must be > 0 (seconds)")
+        need(self.opensearch_bulk_timeout > 0, "opensearch_bulk_timeout", self.opensearch_bulk_timeout,
+             "must be > 0 (seconds)")
+        problem = opensearch_serverless_problem(self.opensearch_url or "")
+        need(problem is None, "opensearch_url", self.opensearch_url, problem or "")
+        need(self.transform_instance_count >= 1, "transform_instance_count", self.transform_instance_count,
+             "must be >= 1")
+        need(self.transform_instance_type.startswith("ml."), "transform_instance_type", self.transform_instance_type,
+             "must be a SageMaker instance type such as ml.c5.xlarge")
+        # CreateTransformJob: MaxPayloadInMB <= 100 and MaxConcurrentTransforms * MaxPayloadInMB <= 100.
+        need(1 <= self.transform_max_payload_mb <= 100, "transform_max_payload_mb", self.transform_max_payload_mb,
+             "must be in 1..100 (a SageMaker limit)")
+        need(0 <= self.transform_max_concurrent * self.transform_max_payload_mb <= 100, "transform_max_concurrent",
+             self.transform_max_concurrent, f"times transform_max_payload_mb ({self.transform_max_payload_mb}) "
+             "must be in 0..100 MB (a SageMaker limit)")
+        need(self.transform_prefix is None or (self.transform_prefix.startswith("s3://")
+                                               and self.transform_prefix.endswith("/")),
+             "transform_prefix", self.transform_prefix, "must be an s3://BUCKET/PREFIX/ URL ending with /")
+        need(self.transform_poll_seconds > 0, "transform_poll_seconds", self.transform_poll_seconds, "must be > 0")
         need("*" not in self.cors_origins or len(self.cors_origins) == 1, "cors_origins", self.cors_origins,
              "'*' cannot be combined with other origins")
 
@@ -182,7 +234,7 @@ class Settings:
 _CASTS: dict[str, Callable[[str], Any]] = {}
 for _f in dataclasses.fields(Settings):
     _type = str(_f.type)
-    if _f.name == "cors_origins":
+    if _f.name in ("cors_origins", "transform_input_prefixes"):
         _CASTS[_f.name] = _csv
     elif _type == "int":
         _CASTS[_f.name] = int

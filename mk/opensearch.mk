@@ -1,4 +1,6 @@
-# OpenSearch backend against a real cluster (the default suite uses the in-process stand-in).
+# OpenSearch backend against a real cluster. `make test` runs the same contract suite
+# (tests/index/test_index_contract.py) against the in-process stand-in emulating OpenSearch 2.11,
+# 2.19 and 3.0; this target runs its opensearch-live entries against the cluster you name.
 #   make test-opensearch OPENSEARCH_URL=https://localhost:9200 OPENSEARCH_AUTH=basic \
 #        OPENSEARCH_USER=admin OPENSEARCH_PASSWORD=...
 #   make test-opensearch OPENSEARCH_URL=https://search-x.eu-west-1.es.amazonaws.com \

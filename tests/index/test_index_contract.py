@@ -1,7 +1,10 @@
 """The one index contract, run against every backend.
 
-Backends: ``faiss`` (on disk), ``opensearch`` (OpenSearchIndex over real HTTP to the strict
-stand-in) and ``opensearch-live`` (a real cluster; runs only when ``OPENSEARCH_URL`` is set —
+Backends: ``faiss`` (on disk); ``opensearch-2.11.0``, ``opensearch-2.19.1`` and ``opensearch-3.0.0``
+(OpenSearchIndex over real HTTP to the strict stand-in, following the k-NN plugin of that
+release: a 2.11 cluster takes no per-query ``method_parameters``, its messages differ, and
+faiss and nmslib count ``k`` per segment in all three; see tests/support/opensearch_standin/
+versions.py); and ``opensearch-live`` (a real cluster; runs only when ``OPENSEARCH_URL`` is set:
 ``make test-opensearch OPENSEARCH_URL=https://...``; optional ``OPENSEARCH_AUTH`` none|basic|sigv4,
 ``OPENSEARCH_USER``, ``OPENSEARCH_PASSWORD``, ``AWS_REGION``).
 """
@@ -22,6 +25,9 @@ from tests.support.opensearch_standin import OpenSearchStandin
 DIM = 32
 LABELS = ("birds", "cats", "dogs")
 LIVE_URL = os.environ.get("OPENSEARCH_URL")
+# The oldest release lookalike accepts that lacks method_parameters, the one most domains run, and 3.x.
+STANDIN_VERSIONS = ("2.11.0", "2.19.1", "3.0.0")
+OPENSEARCH_KINDS = [f"opensearch-{v}" for v in STANDIN_VERSIONS] + ["opensearch-live"]
 
 
 def unit_vectors(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
@@ -74,21 +80,30 @@ def live_kwargs() -> dict:
 
 @pytest.fixture(scope="module")
 def standin():
-    with OpenSearchStandin() as server:
-        yield server
+    """``standin(version)``: one running stand-in per emulated release, shared by the module."""
+    servers: dict[str, OpenSearchStandin] = {}
+
+    def get(version: str) -> OpenSearchStandin:
+        if version not in servers:
+            servers[version] = OpenSearchStandin(version=version).start()
+        return servers[version]
+
+    yield get
+    for server in servers.values():
+        server.stop()
 
 
 def make_backend(kind: str, tmp_path, standin) -> Backend:
     if kind == "faiss":
         return Backend("faiss", tmp_path)
-    if kind == "opensearch":
-        return Backend("opensearch", tmp_path, standin.url)
+    if kind != "opensearch-live":
+        return Backend(kind, tmp_path, standin(kind.removeprefix("opensearch-")).url)
     if not LIVE_URL:
         pytest.skip("set OPENSEARCH_URL to run the contract against a real OpenSearch cluster")
     return Backend("opensearch-live", tmp_path, LIVE_URL, live_kwargs())
 
 
-@pytest.fixture(params=["faiss", "opensearch", "opensearch-live"])
+@pytest.fixture(params=["faiss", *OPENSEARCH_KINDS])
 def backend(request, tmp_path, standin):
     b = make_backend(request.param, tmp_path, standin)
     yield b
@@ -239,7 +254,7 @@ def test_dimension_mismatch_is_a_clear_error(backend):
 
 
 # ----- FAISS and OpenSearch agree ------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["opensearch", "opensearch-live"])
+@pytest.mark.parametrize("kind", OPENSEARCH_KINDS)
 def test_faiss_and_opensearch_return_identical_results(kind, tmp_path, standin):
     remote_backend = make_backend(kind, tmp_path, standin)
     try:
@@ -257,3 +272,17 @@ def test_faiss_and_opensearch_return_identical_results(kind, tmp_path, standin):
                 assert [h.metadata for h in g] == [h.metadata for h in e]
     finally:
         remote_backend.cleanup()
+
+
+def test_entries_written_in_several_batches_search_like_one(backend):
+    """Each refresh writes a segment, and faiss counts ``k`` per segment (k-NN 2.19,
+    src/main/java/org/opensearch/knn/index/query/KNNWeight.java searchLeaf per leaf): ``size`` must
+    still give exactly the ``k`` best overall."""
+    ids, vectors, meta = dataset(90, seed=5)
+    index = backend.new()
+    for start in range(0, 90, 30):
+        index.add(ids[start:start + 30], vectors[start:start + 30], meta[start:start + 30])
+        assert len(index) == start + 30  # a read: OpenSearch refreshes, so each batch is its own segment
+    query = unit_vectors(1, seed=6)
+    expected = sorted(range(90), key=lambda i: -float(vectors[i] @ query[0]))[:4]
+    assert top_ids(index.search(query, k=4)[0]) == [ids[i] for i in expected]

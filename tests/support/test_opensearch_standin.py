@@ -138,8 +138,6 @@ def test_engine_space_support_follows_the_documented_versions(version, engine, s
     with OpenSearchStandin(version=version) as server:
         response = httpx.put(f"{server.url}/t", json=knn_body(engine=engine, space=space))
     assert (response.status_code == 200) is ok, response.text
-    if engine == "nmslib" and ok:
-        assert "deprecated" in response.headers.get("Warning", "")
 
 
 def test_mapping_round_trips_with_meta(api):
@@ -252,11 +250,14 @@ def test_invalid_searches_are_rejected(loaded, body, status, expect):
 
 
 def test_search_error_has_opensearch_shape(loaded):
-    status, out = loaded("POST", "/t/_search", knn([1, 0]))
+    """A sort on a text field fails on the shard as itself (no "failed to create query" wrapping)."""
+    status, out = loaded("POST", "/t/_search", {"query": {"match_all": {}}, "sort": [{"title": "asc"}]})
     error = out["error"]
     assert status == 400 and out["status"] == 400
     assert error["type"] == "search_phase_execution_exception" and error["reason"] == "all shards failed"
-    assert error["root_cause"][0]["reason"].startswith("failed to create query: Query vector has invalid dimension")
+    assert error["root_cause"][0]["type"] == "illegal_argument_exception"
+    assert error["root_cause"][0]["reason"].startswith("Text fields are not optimised")
+    assert error["failed_shards"][0]["reason"] == error["root_cause"][0] and "caused_by" not in error
 
 
 def test_missing_index_answers_index_not_found(api):
@@ -427,5 +428,214 @@ def test_injected_faults_answer_then_clear(opensearch_standin, api):
     out = api.bulk({"index": {"_index": "t", "_id": "a"}}, {"vector": [1, 0, 0, 0]},
                    {"index": {"_index": "t", "_id": "b"}}, {"vector": [0, 1, 0, 0]})[1]
     assert [i["index"]["status"] for i in out["items"]] == [429, 201]
-    assert out["items"][0]["index"]["error"]["type"] == "es_rejected_execution_exception"
+    # OpenSearch's name (OpenSearchException.getExceptionName strips "OpenSearch"), not Elasticsearch's
+    # es_rejected_execution_exception: opensearch-project/OpenSearch, libs/core/src/main/java/org/
+    # opensearch/OpenSearchException.java.
+    assert out["items"][0]["index"]["error"]["type"] == "rejected_execution_exception"
+    opensearch_standin.fail(r"POST /t/_search", 429)
+    status, body = api("POST", "/t/_search", {"query": {"match_all": {}}})
+    assert status == 429 and body["error"]["type"] == "rejected_execution_exception"
     assert opensearch_standin.requests_to(r"POST /_bulk")
+
+
+# ----- conformance with the k-NN plugin's code, per release --------------------------------
+# Each case is a request and the answer upstream's code gives for it; the comment names the file
+# (opensearch-project/k-NN at the release branch, or opensearch-project/OpenSearch for core).
+VERSIONS = ["2.11.0", "2.19.1", "3.0.0"]
+
+
+@pytest.fixture(params=VERSIONS)
+def versioned(request, http):
+    with OpenSearchStandin(version=request.param) as server:
+        yield Client(http, server.url), server
+
+
+def put_docs(api, index, vectors, refresh=True, start=0):
+    records = []
+    for i, v in enumerate(vectors, start):
+        records += [{"index": {"_index": index, "_id": f"d{i}"}}, {"vector": v, "label": "ab"[i % 2]}]
+    status, out = api.bulk(*records, params={"refresh": "true"} if refresh else None)
+    assert status == 200 and not out["errors"], out
+
+
+@pytest.mark.parametrize("engine", ["faiss", "lucene"])
+def test_innerproduct_score_is_two_for_itself_and_a_half_for_its_negation(versioned, engine):
+    # k-NN 2.19, src/main/java/org/opensearch/knn/index/engine/faiss/Faiss.java: the inner product goes
+    # through SpaceType.INNER_PRODUCT.scoreTranslation(-1 * rawScore) (index/SpaceType.java):
+    # ip = 1 -> d = -1 -> -d + 1 = 2.0; ip = -1 -> d = 1 -> 1 / (1 + d) = 0.5. Lucene scales alike.
+    api, server = versioned
+    if engine == "lucene" and server.version == "2.11.0":
+        pytest.skip("lucene has innerproduct from 2.13")
+    api("PUT", "/t", knn_body(engine=engine))
+    put_docs(api, "t", [[0.6, 0.8, 0, 0]])
+    assert api("POST", "/t/_search", knn([0.6, 0.8, 0, 0], k=1))[1]["hits"]["hits"][0]["_score"] == 2.0
+    assert api("POST", "/t/_search", knn([-0.6, -0.8, 0, 0], k=1))[1]["hits"]["hits"][0]["_score"] == 0.5
+
+
+def test_k_over_10000_is_an_illegal_argument(versioned):
+    # k-NN 2.19 and 3.0, src/main/java/org/opensearch/knn/index/query/KNNQueryBuilder.java
+    # Builder.validate: "[knn] requires k to be in the range (0, 10000]"; k-NN 2.11, same file, the
+    # constructor: "[knn] requires k <= 10000". Thrown while parsing, so it is the top-level error.
+    api, server = versioned
+    api("PUT", "/t", knn_body())
+    status, out = api("POST", "/t/_search", knn([1, 0, 0, 0], k=10001))
+    assert status == 400 and out["error"]["type"] == "illegal_argument_exception"
+    expected = "[knn] requires k <= 10000" if server.version == "2.11.0" else \
+        "[knn] requires k to be in the range (0, 10000]"
+    assert out["error"]["reason"] == expected and out["error"]["root_cause"][0]["reason"] == expected
+
+
+def test_wrong_query_dimension_is_a_query_shard_exception(versioned):
+    # k-NN 2.19, KNNQueryBuilder.java doToQuery throws IllegalArgumentException("Query vector has invalid
+    # dimension: %d. Dimension should be: %d"); opensearch-project/OpenSearch, server/src/main/java/org/
+    # opensearch/index/query/QueryShardContext.java toQuery wraps it as QueryShardException("failed to
+    # create query: {}"), and action/search/SearchPhaseExecutionException.java renders all shards
+    # failed with that as root cause and no top-level caused_by.
+    api, _ = versioned
+    api("PUT", "/t", knn_body())
+    put_docs(api, "t", [[1, 0, 0, 0]])
+    status, out = api("POST", "/t/_search", knn([1, 0, 0]))
+    error = out["error"]
+    assert status == 400 and error["type"] == "search_phase_execution_exception"
+    message = "Query vector has invalid dimension: 3. Dimension should be: 4"
+    assert error["root_cause"][0]["type"] == "query_shard_exception"
+    assert error["root_cause"][0]["reason"] == f"failed to create query: {message}"
+    assert error["failed_shards"][0]["reason"]["caused_by"] == {"type": "illegal_argument_exception",
+                                                                 "reason": message}
+    assert "caused_by" not in error
+
+
+def test_bulk_delete_of_an_absent_id_is_not_found_but_no_error(versioned):
+    # opensearch-project/OpenSearch, server/src/main/java/org/opensearch/action/delete/DeleteResponse.java
+    # status(): NOT_FOUND unless deleted; action/bulk/BulkResponse.java: "errors" is hasFailures(), and
+    # a not-found delete is a response, not a failure.
+    api, _ = versioned
+    api("PUT", "/t", knn_body())
+    status, out = api.bulk({"delete": {"_index": "t", "_id": "never-there"}})
+    item = out["items"][0]["delete"]
+    assert status == 200 and out["errors"] is False
+    assert item["status"] == 404 and item["result"] == "not_found" and "error" not in item
+
+
+def test_a_long_id_fails_the_whole_bulk_request(versioned):
+    # opensearch-project/OpenSearch, server/src/main/java/org/opensearch/action/index/IndexRequest.java
+    # validate(): "id [..] is too long, must be no longer than 512 bytes but was: N"; action/bulk/
+    # BulkRequest.java validate() gathers every item's errors, so nothing of the request is applied.
+    api, _ = versioned
+    api("PUT", "/t", knn_body())
+    long_id = "é" * 257  # 514 bytes in UTF-8, 257 characters
+    status, out = api.bulk({"index": {"_index": "t", "_id": "fine"}}, {"vector": [1, 0, 0, 0]},
+                           {"index": {"_index": "t", "_id": long_id}}, {"vector": [0, 1, 0, 0]},
+                           {"delete": {"_index": "t", "_id": "x" * 600}})  # deletes are not length-checked
+    assert status == 400 and out["error"]["type"] == "action_request_validation_exception"
+    assert out["error"]["reason"] == (f"Validation Failed: 1: id [{long_id}] is too long, must be no longer "
+                                      "than 512 bytes but was: 514;")
+    assert api("GET", "/t/_doc/fine")[1]["found"] is False
+
+
+@pytest.mark.parametrize("engine, hits", [("faiss", 2), ("lucene", 1)])
+def test_k_counts_per_segment_for_faiss_and_per_shard_for_lucene(versioned, engine, hits):
+    # k-NN 2.19 (2.11, 3.0 alike), src/main/java/org/opensearch/knn/index/query/KNNQueryFactory.java makes
+    # a KNNQuery for faiss/nmslib and KNNWeight.java scorer() runs searchLeaf(context, k) for each
+    # segment, so k=1 over two segments gives up to two hits; lucene's KnnFloatVectorQuery keeps the
+    # best k (max(k, ef_search)) of the whole shard.
+    api, server = versioned
+    if engine == "lucene" and server.version == "2.11.0":
+        pytest.skip("lucene has innerproduct from 2.13")
+    api("PUT", "/t", knn_body(engine=engine))
+    put_docs(api, "t", [[1, 0, 0, 0]])                # refresh 1: segment 1
+    put_docs(api, "t", [[0.8, 0.6, 0, 0]], start=1)   # refresh 2: segment 2
+    found = api("POST", "/t/_search", knn([1, 0, 0, 0], k=1))[1]["hits"]  # size 10
+    assert [h["_id"] for h in found["hits"]] == ["d0", "d1"][:hits] and found["total"]["value"] == hits
+
+
+def test_faiss_filters_need_2_9():
+    # k-NN 2.8, src/main/java/org/opensearch/knn/index/query/KNNQueryBuilder.java doToQuery: a filter on
+    # any engine with its own segment files is refused, "Engine [FAISS] does not support filters"
+    # (the enum's name); 2.9 index/util/KNNEngine.java adds FAISS to ENGINES_SUPPORTING_FILTERS.
+    for version, ok in (("2.8.0", False), ("2.9.0", True)):
+        with OpenSearchStandin(version=version) as server:
+            api = Client(httpx.Client(timeout=10), server.url)
+            api("PUT", "/t", knn_body())
+            put_docs(api, "t", [[1, 0, 0, 0]])
+            status, out = api("POST", "/t/_search", knn([1, 0, 0, 0], filter={"term": {"label": "a"}}))
+            api.http.close()
+        assert (status == 200) is ok, out
+        if not ok:
+            assert out["error"]["root_cause"][0]["reason"] == \
+                "failed to create query: Engine [FAISS] does not support filters"
+
+
+def test_nmslib_is_refused_from_3_0_and_only_logged_as_deprecated_before():
+    # k-NN 3.0, src/main/java/org/opensearch/knn/index/mapper/KNNVectorFieldMapper.java
+    # validateBlockedKNNEngine: "nmslib engine is deprecated in OpenSearch  and cannot be used for new
+    # index creation in OpenSearch from  3.0.0." (KNNEngine.java: NMSLIB restricted from V_3_0_0).
+    # k-NN 2.19, index/engine/EngineResolver.java only logs the deprecation: no Warning header.
+    with OpenSearchStandin(version="3.0.0") as server:
+        response = httpx.put(f"{server.url}/t", json=knn_body(engine="nmslib"))
+    assert response.status_code == 400 and "cannot be used for new index creation" in response.text
+    with OpenSearchStandin(version="2.19.1") as server:
+        response = httpx.put(f"{server.url}/t", json=knn_body(engine="nmslib"))
+    assert response.status_code == 200 and "Warning" not in response.headers
+
+
+@pytest.mark.parametrize("version, expected", [("2.11.0", 1 / 1.4), ("2.19.1", 0.8)])
+def test_nmslib_cosine_score_changed_in_2_19(version, expected):
+    # cos = 0.6. nmslib's raw score is 1 - cos. k-NN 2.11 (to 2.18) src/main/java/org/opensearch/knn/index/
+    # SpaceType.java COSINESIMIL: 1 / (1 + raw) = 1 / 1.4; k-NN 2.19 same file (#2357, "one formula"):
+    # max((2 - raw) / 2, 0) = (1 + cos) / 2 = 0.8.
+    with OpenSearchStandin(version=version) as server:
+        api = Client(httpx.Client(timeout=10), server.url)
+        api("PUT", "/t", knn_body(engine="nmslib", space="cosinesimil"))
+        put_docs(api, "t", [[1, 0, 0, 0]])
+        score = api("POST", "/t/_search", knn([0.6, 0.8, 0, 0], k=1))[1]["hits"]["hits"][0]["_score"]
+        api.http.close()
+    assert score == pytest.approx(expected, rel=1e-6)
+
+
+def test_method_parameters_need_2_16(versioned):
+    # k-NN 2.19, src/main/java/org/opensearch/knn/index/query/request/MethodParameter.java: ef_search is
+    # a query parameter from V_2_16_0; k-NN 2.11, KNNQueryBuilder.java fromXContent throws
+    # ParsingException "[knn] unknown token [START_OBJECT]" for any object but filter.
+    api, server = versioned
+    api("PUT", "/t", knn_body())
+    put_docs(api, "t", [[1, 0, 0, 0]])
+    status, out = api("POST", "/t/_search", knn([1, 0, 0, 0], method_parameters={"ef_search": 64}))
+    if server.version == "2.11.0":
+        assert status == 400 and out["error"]["type"] == "parsing_exception"
+        assert out["error"]["reason"] == "[knn] unknown token [START_OBJECT]"
+    else:
+        assert status == 200 and server.knn_searches[-1]["ef_search"] == 64
+
+
+@pytest.mark.parametrize("engine, mapping_ef, query_ef, expected", [
+    ("faiss", None, None, 100),   # the graph's default, whatever index.knn.algo_param.ef_search says
+    ("faiss", 77, None, 77),      # the graph's own value from method.parameters.ef_search
+    ("faiss", 77, 64, 64),        # the query's method_parameters win
+    ("nmslib", None, None, 33),   # nmslib alone reads the index setting
+    ("lucene", None, 64, 64),     # luceneK = max(k, ef_search)
+])
+def test_effective_ef_search_per_engine(api, opensearch_standin, engine, mapping_ef, query_ef, expected):
+    # k-NN 2.19: jni/src/faiss_wrapper.cpp (query: method_parameters.ef_search, else hnsw.efSearch of the
+    # graph, set at build from the mapping's ef_search); src/main/java/org/opensearch/knn/index/util/
+    # IndexUtil.java getParametersAtLoading (the index setting, for nmslib only); index/query/
+    # KNNQueryFactory.java (lucene: max(k, ef_search)); util/IndexHyperParametersUtil.java (default 100).
+    params = {"m": 16, "ef_construction": 100, **({"ef_search": mapping_ef} if mapping_ef else {})}
+    body = knn_body(engine=engine, params=params)
+    body["settings"]["index"]["knn.algo_param.ef_search"] = 33
+    api("PUT", "/t", body)
+    put_docs(api, "t", [[1, 0, 0, 0]])
+    extra = {"method_parameters": {"ef_search": query_ef}} if query_ef else {}
+    assert api("POST", "/t/_search", knn([1, 0, 0, 0], k=1, **extra))[0] == 200
+    assert opensearch_standin.knn_searches[-1]["ef_search"] == expected
+
+
+def test_delayed_answers_arrive_late(opensearch_standin, http):
+    import time
+
+    opensearch_standin.delay(r"^GET /$", 0.4)
+    started = time.monotonic()
+    assert http.get(opensearch_standin.url).status_code == 200
+    assert time.monotonic() - started >= 0.4
+    started = time.monotonic()
+    assert http.get(opensearch_standin.url).status_code == 200 and time.monotonic() - started < 0.4

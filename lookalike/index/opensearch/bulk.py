@@ -1,5 +1,11 @@
 """``_bulk`` writes: batches bounded by count and bytes, items answered 429/5xx sent again with
-backoff, every other failure counted with its id and reason (never raised mid-load)."""
+backoff, every other failure counted with its id and reason (never raised mid-load).
+
+Entries OpenSearch would refuse are kept out of the requests and counted as failed items here:
+an id over 512 bytes does not fail alone but makes OpenSearch refuse the *whole* ``_bulk``
+request (``BulkRequest.validate()`` gathers each ``IndexRequest.validate()`` error into one
+``action_request_validation_exception``), which would fail every other entry of the batch.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .client import RETRYABLE, Calls, reason
-from .mapping import FIELD, RESERVED, vector_json
+from .mapping import FIELD, MAX_ID_BYTES, RESERVED, entry_problem, vector_json
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +30,8 @@ class BulkReport:
     """What one bulk load did; ``errors`` keeps the first few ``(id, reason)`` failures."""
 
     ok: int = 0
-    failed: int = 0
+    failed: int = 0  # includes ``invalid``
+    invalid: int = 0  # refused before sending (see entry_problem): the caller's data, not the cluster
     not_found: int = 0
     retries: int = 0
     batches: int = 0
@@ -33,38 +40,57 @@ class BulkReport:
 
 
 def index_actions(ids: Sequence[str], rows: Sequence[Sequence[float]],
-                  metadata: Sequence[Mapping[str, Any]]) -> list[Action]:
-    """Upserts by ``_id``; the id is also stored as a keyword field for sorting and paging."""
+                  metadata: Sequence[Mapping[str, Any]]) -> tuple[list[Action], list[tuple[str, str]]]:
+    """Upserts by ``_id`` (the id is also stored as a keyword field for sorting and paging), and the
+    ``(id, reason)`` of entries that cannot be stored (:func:`~.mapping.entry_problem`)."""
     if not (len(ids) == len(rows) == len(metadata)):
         raise ValueError(f"add: got {len(ids)} ids, {len(rows)} vectors, {len(metadata)} metadata records")
     if len(set(ids)) != len(ids):
         raise ValueError("add: ids must be unique within one call")
-    actions = []
+    actions, refused = [], []
     for id_, row, meta in zip(ids, rows, metadata):
         if not isinstance(id_, str) or not id_:
             raise ValueError(f"add: ids must be non-empty strings, got {id_!r}")
         clash = [k for k in RESERVED if k in meta]
         if clash:
             raise ValueError(f"add: metadata of {id_!r} uses reserved field(s) {clash}")
+        problem = entry_problem(id_, row)
+        if problem:
+            refused.append((id_, problem))
+            continue
         doc = json.dumps({"id": id_, **meta})
         source = f'{{"{FIELD}":{vector_json(row)},{doc[1:]}'
         actions.append((id_, "index", json.dumps({"index": {"_id": id_}}) + "\n" + source + "\n"))
-    return actions
+    return actions, refused
 
 
 def delete_actions(ids: Sequence[str]) -> list[Action]:
-    return [(i, "delete", json.dumps({"delete": {"_id": i}}) + "\n") for i in ids]
+    # An id too long to store cannot be there; deleting it is a no-op, so it is not sent.
+    return [(i, "delete", json.dumps({"delete": {"_id": i}}) + "\n") for i in ids
+            if len(i.encode("utf-8")) <= MAX_ID_BYTES]
+
+
+def short_id(id_: str, limit: int = 60) -> str:
+    """``id_`` cut for messages (an over-long id is the very thing being reported)."""
+    return id_ if len(id_) <= limit else id_[:limit] + f"... ({len(id_)} chars)"
 
 
 class BulkWriter:
     """Sends actions to one index in batches of at most ``batch_size`` items and ``MAX_BATCH_BYTES``."""
 
-    def __init__(self, client, name: str, calls: Calls, *, batch_size: int = 500, max_retries: int = 5):
+    def __init__(self, client, name: str, calls: Calls, *, batch_size: int = 500, max_retries: int = 5,
+                 timeout: float = 120.0):
         self.client, self.name, self.calls = client, name, calls
         self.batch_size, self.max_retries = max(1, int(batch_size)), max_retries
+        self.timeout = timeout  # a 5 MB batch may take a while; a retry after a timeout re-sends it all
 
-    def run(self, actions: list[Action], progress: Callable[[int], None] | None = None) -> BulkReport:
-        report = BulkReport()
+    def run(self, actions: list[Action], progress: Callable[[int], None] | None = None,
+            refused: Sequence[tuple[str, str]] = ()) -> BulkReport:
+        """Send ``actions``; ``refused`` entries (not sent) are counted as failed and invalid."""
+        report = BulkReport(failed=len(refused), invalid=len(refused),
+                            errors=[(short_id(i), why) for i, why in refused[:20]])
+        if refused and progress is not None:
+            progress(len(refused))
         started = time.perf_counter()
         batch: list[Action] = []
         size = 0
@@ -77,7 +103,7 @@ class BulkWriter:
         if batch:
             self._send(batch, report, progress)
         report.seconds = time.perf_counter() - started
-        if actions:
+        if actions or refused:
             logger.info("bulk %s: %d ok, %d failed, %d not found, %d retries in %.1fs", self.name, report.ok,
                         report.failed, report.not_found, report.retries, report.seconds)
         return report
@@ -90,8 +116,8 @@ class BulkWriter:
             report.retries += 1
 
         for attempt in range(self.max_retries + 1):
-            response = self.calls("bulk", self.client.bulk, on_retry=count_retry, index=self.name,
-                                  body="".join(a[2] for a in pending))
+            response = self.calls("bulk", self.client.bulk, on_retry=count_retry, timeout=self.timeout,
+                                  index=self.name, body="".join(a[2] for a in pending))
             retry = []
             for action, item in zip(pending, response["items"]):
                 result = next(iter(item.values()))

@@ -5,6 +5,9 @@ One document per entry: ``_id`` = the entry id, ``vector`` (``knn_vector``, HNSW
 metadata fields (strings mapped as ``keyword`` so filters are exact). The model that made
 the vectors is kept in the mapping's ``_meta`` for the service's compatibility check.
 Reads after writes refresh first, because OpenSearch search is near-real-time.
+
+Opening reads the cluster's version once (``GET /``): a cluster too old for what lookalike
+uses is refused with what to do, and the query form follows what it supports (see ``client``).
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from typing import Any
 
 from ...errors import BackendUnavailable, ConfigError, UpstreamError
 from ..base import Hit, check_k
-from .bulk import BulkReport, BulkWriter, delete_actions, index_actions
-from .client import Calls, make_client, reason
+from .bulk import BulkReport, BulkWriter, delete_actions, index_actions, short_id
+from .client import DEFAULT_TIMEOUT, Calls, Cluster, make_client, read_cluster, reason
 from .mapping import FIELD, K_MAX, PAGE, describe, filter_clause, index_body, knn_query, metadata, raw_score, rows
 
 logger = logging.getLogger(__name__)
@@ -27,14 +30,18 @@ class OpenSearchIndex:
 
     def __init__(self, client, name: str, *, dim: int, model: Mapping[str, Any] | None = None,
                  engine: str = "faiss", ef_search: int = 128, batch_size: int = 500, url: str = "",
-                 max_retries: int = 5, initial_backoff: float = 0.5, max_backoff: float = 30.0):
+                 max_retries: int = 5, initial_backoff: float = 0.5, max_backoff: float = 30.0,
+                 timeout: float = DEFAULT_TIMEOUT, bulk_timeout: float = 120.0,
+                 cluster: Cluster | None = None):
         self.client, self.name, self.dim = client, name, int(dim)
         self.model = dict(model or {})
         self.engine, self.ef_search = engine, ef_search
+        self.cluster = cluster or Cluster(None)  # unknown: the query form every version takes
         self.calls = Calls(url, name, max_retries=max_retries, initial_backoff=initial_backoff,
-                           max_backoff=max_backoff)
+                           max_backoff=max_backoff, timeout=timeout)
         self.url = self.calls.url
-        self.writer = BulkWriter(client, name, self.calls, batch_size=batch_size, max_retries=max_retries)
+        self.writer = BulkWriter(client, name, self.calls, batch_size=batch_size, max_retries=max_retries,
+                                 timeout=bulk_timeout)
         self._dirty = False  # written since the last refresh: search would not see it yet
 
     # ----- opening ------------------------------------------------------------------------
@@ -48,17 +55,19 @@ class OpenSearchIndex:
                               "e.g. https://search-xyz.eu-west-1.es.amazonaws.com")
         client = make_client(settings.opensearch_url, auth=settings.opensearch_auth,
                              username=settings.opensearch_username, password=settings.opensearch_password,
-                             region=settings.aws_region)
+                             region=settings.aws_region, timeout=settings.opensearch_timeout)
         return cls.open(client, settings.opensearch_index, url=settings.opensearch_url, dim=dim, model=model,
                         create=create, recreate=recreate, engine=settings.opensearch_engine, m=settings.hnsw_m,
                         ef_construction=settings.hnsw_ef_construction, ef_search=settings.hnsw_ef_search,
-                        batch_size=settings.opensearch_bulk_size, max_retries=settings.opensearch_max_retries)
+                        batch_size=settings.opensearch_bulk_size, max_retries=settings.opensearch_max_retries,
+                        timeout=settings.opensearch_timeout, bulk_timeout=settings.opensearch_bulk_timeout)
 
     @classmethod
     def connect(cls, url: str, name: str, *, auth: str = "none", username: str | None = None,
                 password: str | None = None, region: str | None = None, **kwargs: Any) -> OpenSearchIndex:
         """Open (or with ``create=True`` make) index ``name`` at ``url``; ``kwargs`` go to :meth:`open`."""
-        client = make_client(url, auth=auth, username=username, password=password, region=region)
+        client = make_client(url, auth=auth, username=username, password=password, region=region,
+                             timeout=kwargs.get("timeout", DEFAULT_TIMEOUT))
         return cls.open(client, name, url=url, **kwargs)
 
     @classmethod
@@ -69,6 +78,7 @@ class OpenSearchIndex:
         """Open index ``name``; ``create`` makes it if missing (needs ``dim``), ``recreate`` replaces it."""
         probe = cls(client, name, dim=dim or 1, url=url, **kwargs)
         call = probe.calls
+        found = read_cluster(call("read the cluster version", client.info), probe.url)
         if recreate and create:
             call("delete the index", client.indices.delete, index=name, ignore=[404])
             logger.info("deleted OpenSearch index %s to re-create it", name)
@@ -79,6 +89,7 @@ class OpenSearchIndex:
                     f"--url {probe.url} --index-name {name}` or `lookalike cloud-index`.")
             if dim is None:
                 raise ConfigError("creating an OpenSearch index needs the embedding dimension")
+            found.check(engine, probe.url)
             body = index_body(dim, model=model, engine=engine, m=m, ef_construction=ef_construction,
                               ef_search=ef_search)
             try:
@@ -96,8 +107,9 @@ class OpenSearchIndex:
         if wanted and have and wanted != have:
             raise ConfigError(f"OpenSearch index {name!r} was built with {have!r}, not {wanted!r}: "
                               "use another --index-name or re-create it (lookalike push --recreate)")
+        found.check(stored["engine"], probe.url)
         return cls(client, name, dim=stored["dim"], model=stored["model"], engine=stored["engine"],
-                   ef_search=ef_search, url=url, **kwargs)
+                   ef_search=ef_search, url=url, cluster=found, **kwargs)
 
     # ----- protocol -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -109,16 +121,23 @@ class OpenSearchIndex:
             self.calls("check an id", self.client.exists, index=self.name, id=id, ignore=[404]))
 
     def add(self, ids: Sequence[str], vectors, metadata: Sequence[Mapping[str, Any]]) -> None:
-        """Insert or replace entries (upsert by id); raises :class:`UpstreamError` if any is rejected."""
+        """Insert or replace entries (upsert by id). Entries that cannot be stored (an id over 512
+        bytes, a vector that is not a unit vector) raise ``ValueError`` naming them, those OpenSearch
+        rejects :class:`UpstreamError`; either way the other entries are stored."""
         report = self.bulk_index(ids, vectors, metadata)
         if report.failed:
-            first = "; ".join(f"{i}: {r}" for i, r in report.errors[:3])
-            raise UpstreamError(f"OpenSearch rejected {report.failed} of {len(ids)} entries ({first})")
+            first = "; ".join(f"{i!r}: {r}" for i, r in report.errors[:3])
+            error = ValueError if report.invalid == report.failed else UpstreamError
+            raise error(f"{report.failed} of {len(ids)} entries were not stored in OpenSearch ({first})")
 
     def bulk_index(self, ids: Sequence[str], vectors, metadata: Sequence[Mapping[str, Any]], *,
                    progress: Callable[[int], None] | None = None) -> BulkReport:
-        """Upsert entries in batches; failures are counted in the report, not raised."""
-        return self._write(index_actions(list(ids), rows(vectors, self.dim), list(metadata)), progress)
+        """Upsert entries in batches; failures (entries refused before sending included) are counted
+        in the report, not raised."""
+        actions, refused = index_actions(list(ids), rows(vectors, self.dim), list(metadata))
+        for id_, why in refused:
+            logger.warning("not storing %s in OpenSearch: %s", short_id(id_), why)
+        return self._write(actions, progress, refused)
 
     def delete(self, ids: Iterable[str]) -> int:
         unique = list(dict.fromkeys(i for i in ids if isinstance(i, str) and i))
@@ -134,11 +153,10 @@ class OpenSearchIndex:
         if clause is False:
             return [[] for _ in queries]
         self._publish()
-        # Lucene's HNSW searches with ef = k (docs: k-NN query, ef_search); ask for more, keep k.
-        query_k = min(max(k, self.ef_search), K_MAX) if self.engine == "lucene" else k
         out = []
         for row in queries:
-            body = knn_query(row, k, query_k, clause)
+            body = knn_query(row, k, clause, ef_search=self.ef_search,
+                             method_parameters=self.cluster.method_parameters)
             hits = self.calls("search", self.client.search, index=self.name, body=body)["hits"]["hits"]
             out.append([Hit(h["_id"], raw_score(h["_score"]), metadata(h.get("_source", {}))) for h in hits])
         return out
@@ -191,11 +209,11 @@ class OpenSearchIndex:
 
     def info(self) -> dict[str, Any]:
         return {"backend": "opensearch", "url": self.url, "index": self.name, "count": len(self), "dim": self.dim,
-                "model": self.model, "engine": self.engine}
+                "model": self.model, "engine": self.engine, "opensearch_version": self.cluster.number}
 
     # ----- internals ----------------------------------------------------------------------
-    def _write(self, actions, progress) -> BulkReport:
-        report = self.writer.run(actions, progress)
+    def _write(self, actions, progress, refused=()) -> BulkReport:
+        report = self.writer.run(actions, progress, refused)
         if actions:
             self._dirty = True
         return report

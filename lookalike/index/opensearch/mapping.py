@@ -20,6 +20,8 @@ KEYWORDS = ("id", "label", "path", "sha256")
 ENGINES = ("faiss", "lucene")  # nmslib is deprecated and refused for new indexes from OpenSearch 3.0
 K_MAX = 10_000  # the k-NN query's limit
 PAGE = 1_000
+MAX_ID_BYTES = 512  # OpenSearch refuses longer ids, and a whole _bulk request with them (see bulk.py)
+NORM_TOLERANCE = 1e-3  # float32 L2-normalised rows are within ~1e-6 of 1; text round trips add nothing
 
 
 def raw_score(score: float) -> float:
@@ -64,15 +66,24 @@ def vector_json(row: Sequence[float]) -> str:
 
 def index_body(dim: int, *, model: Mapping[str, Any] | None = None, engine: str = "faiss", m: int = 32,
                ef_construction: int = 200, ef_search: int = 128) -> dict[str, Any]:
-    """Settings and mapping of a new lookalike index (HNSW, inner product, keyword metadata)."""
+    """Settings and mapping of a new lookalike index (HNSW, inner product, keyword metadata).
+
+    ``ef_search`` goes into the faiss graph itself (``method.parameters``), not into the index
+    setting ``index.knn.algo_param.ef_search``, which the k-NN plugin reads for nmslib only
+    (k-NN 2.19, src/main/java/org/opensearch/knn/index/util/IndexUtil.java ``getParametersAtLoading``);
+    a faiss graph searches with its own value (jni/src/faiss_wrapper.cpp) unless the query names
+    one. Lucene has no stored ef_search: each query asks for it (:func:`knn_query`).
+    """
     if engine not in ENGINES:
         raise ConfigError(f"LOOKALIKE_OPENSEARCH_ENGINE={engine!r} is not valid: use faiss or lucene "
                           "(nmslib is deprecated and refused by OpenSearch 3)")
+    parameters = {"m": int(m), "ef_construction": int(ef_construction)}
+    if engine == "faiss":
+        parameters["ef_search"] = int(ef_search)
     vector = {"type": "knn_vector", "dimension": int(dim),
-              "method": {"name": "hnsw", "engine": engine, "space_type": "innerproduct",
-                         "parameters": {"m": int(m), "ef_construction": int(ef_construction)}}}
+              "method": {"name": "hnsw", "engine": engine, "space_type": "innerproduct", "parameters": parameters}}
     return {
-        "settings": {"index": {"knn": True, "knn.algo_param.ef_search": int(ef_search)}},
+        "settings": {"index": {"knn": True}},
         "mappings": {
             "_meta": {"lookalike": {"format": FORMAT, "dim": int(dim), "model": dict(model or {})}},
             "dynamic_templates": [{"strings_as_keywords": {"match_mapping_type": "string",
@@ -92,9 +103,12 @@ def describe(name: str, mappings: Mapping[str, Any]) -> dict[str, Any]:
     space = method.get("space_type") or vector.get("space_type")
     if space != "innerproduct":
         raise ConfigError(f"OpenSearch index {name!r} uses space {space!r}; lookalike needs innerproduct")
+    engine = method.get("engine", "faiss")
+    if engine not in ENGINES:
+        raise ConfigError(f"OpenSearch index {name!r} uses the {engine} engine, which cannot filter a k-NN "
+                          "search: re-create it with faiss or lucene (lookalike push --recreate)")
     meta = (mappings.get("_meta") or {}).get("lookalike") or {}
-    return {"dim": int(vector["dimension"]), "engine": method.get("engine", "faiss"),
-            "model": dict(meta.get("model") or {})}
+    return {"dim": int(vector["dimension"]), "engine": engine, "model": dict(meta.get("model") or {})}
 
 
 def metadata(source: Mapping[str, Any]) -> dict[str, Any]:
@@ -120,10 +134,36 @@ def filter_clause(flt: Mapping[str, Any]) -> dict[str, Any] | bool:
     return clauses[0] if len(clauses) == 1 else {"bool": {"filter": clauses}}
 
 
-def knn_query(row: list[float], k: int, query_k: int, clause: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``_search`` body of one k-NN query; the filter is the k-NN *efficient filter*
-    (applied during the graph search, not after it)."""
-    knn: dict[str, Any] = {"vector": row, "k": query_k}
+def knn_query(row: list[float], k: int, clause: dict[str, Any] | None, *, ef_search: int,
+              method_parameters: bool) -> dict[str, Any]:
+    """The ``_search`` body of one k-NN query for the ``k`` best hits.
+
+    The filter is the k-NN *efficient filter* (applied during the graph search, not after it).
+    ``ef_search`` (the candidate list of the HNSW search) is sent per query as
+    ``method_parameters`` where the cluster has them (2.16+: faiss then ignores the graph's own
+    value, lucene searches ``max(k, ef_search)`` candidates). Older clusters get the same effect
+    by asking for ``k = max(k, ef_search)`` while keeping ``size = k``: a graph search never
+    looks at fewer candidates than ``k``, and ``size`` keeps the best ``k`` of them.
+    """
+    knn: dict[str, Any] = {"vector": row}
+    if method_parameters:
+        knn["k"] = k
+        knn["method_parameters"] = {"ef_search": int(ef_search)}
+    else:
+        knn["k"] = min(max(k, int(ef_search)), K_MAX)
     if clause is not None:
         knn["filter"] = clause
     return {"size": k, "query": {"knn": {FIELD: knn}}, "_source": {"excludes": [FIELD]}}
+
+
+def entry_problem(id_: str, row: Sequence[float]) -> str | None:
+    """Why ``(id_, row)`` cannot be stored, or None: an id OpenSearch refuses, or a vector that is
+    not a unit vector (scores are cosine similarities only for unit vectors)."""
+    size = len(id_.encode("utf-8"))
+    if size > MAX_ID_BYTES:
+        return f"id is {size} bytes; OpenSearch ids are at most {MAX_ID_BYTES} bytes (UTF-8)"
+    norm = math.sqrt(math.fsum(x * x for x in row))
+    if abs(norm - 1.0) > NORM_TOLERANCE:
+        return (f"vector has L2 norm {norm:.6g}, not 1: lookalike's scores are cosine similarities only for "
+                "unit vectors; L2-normalise it first")
+    return None

@@ -14,11 +14,15 @@ Usage::
         server.requests                         # what arrived (method, path, params, headers, body)
         server.fail(r"POST /_bulk", 429, times=2)  # the next 2 bulk requests answer 429
         server.reject_bulk_items(3)             # the next 3 bulk index items answer 429
+        server.delay(r"POST /imgs/_search", 2.0)  # the next search is answered 2 s late
+        server.knn_searches                     # engine, k and effective ef_search of each k-NN query
+
+    OpenSearchStandin(version="2.11.0")        # the k-NN rules of that release (see versions.py)
 
     OpenSearchStandin(auth=BasicAuth({"admin": "pw"}))                       # HTTP basic
     OpenSearchStandin(auth=SigV4Auth("AKID", "SECRET", "eu-west-1", "es"))   # verified SigV4
 
-Standalone: ``PYTHONPATH=tests python -m opensearch_standin --port 9200``.
+Standalone: ``PYTHONPATH=tests/support python -m opensearch_standin --port 9200``.
 
 Implemented: ``GET /``, ``HEAD|GET|PUT|DELETE /{index}``, ``GET /{index}/_mapping``,
 ``POST /{index}/_refresh``, ``POST [/{index}]/_bulk`` (index, create, delete),
@@ -27,6 +31,11 @@ Implemented: ``GET /``, ``HEAD|GET|PUT|DELETE /{index}``, ``GET /{index}/_mappin
 ``/{index}/_count``, ``[/{index}]/_mget``, ``GET|HEAD|PUT|DELETE /{index}/_doc/{id}``.
 Valid OpenSearch outside that subset answers ``standin_unsupported_exception`` (400) rather
 than being guessed at.
+
+Where the k-NN plugin's behaviour changed between releases (messages, ``method_parameters``,
+filters, scores, engines), the stand-in follows the ``version`` it is started with; each rule
+cites the plugin's source (``opensearch-project/k-NN`` at that release branch) where it is
+implemented, and ``tests/support/test_opensearch_standin.py`` holds one conformance case per rule.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from .auth import BasicAuth, SigV4Auth
 from .errors import ApiError
 from .server import Recorded, Router, serve
 from .store import Cluster
+from .versions import Version
 
 __all__ = ["OpenSearchStandin", "BasicAuth", "SigV4Auth", "Recorded", "opensearch_standin"]
 
@@ -50,25 +60,29 @@ class OpenSearchStandin:
     """The stand-in server; ``url`` is valid between :meth:`start` and :meth:`stop`."""
 
     def __init__(self, *, version: str = DEFAULT_VERSION, auth: BasicAuth | SigV4Auth | None = None,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, distribution: str | None = "opensearch",
+                 tagline: str = "The OpenSearch Project: https://opensearch.org/"):
         self.version = version
         self.auth = auth
         self.host, self._port = host, port
         self.lock = threading.RLock()
-        major, minor = (int(p) for p in version.split(".")[:2])
-        self.cluster = Cluster((major, minor))
-        self.router = Router(self.cluster, version)
+        self.cluster = Cluster(Version.parse(version))
+        self.router = Router(self.cluster, version, distribution, tagline)
         self.requests: list[Recorded] = []
         self._faults: list[list] = []
+        self._delays: list[list] = []
         self._reject_items = [0]
+        self._stopping = threading.Event()  # wakes delayed requests when the server stops
         self._server = self._thread = None
 
     # ----- lifecycle ----------------------------------------------------------------------
     def start(self) -> OpenSearchStandin:
+        self._stopping.clear()
         self._server, self._thread = serve(self, self.host, self._port)
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -93,14 +107,34 @@ class OpenSearchStandin:
     def fail(self, pattern: str, status: int, *, times: int = 1, type: str | None = None,
              reason: str = "injected failure") -> None:
         """The next ``times`` requests whose ``"METHOD /path"`` matches ``pattern`` answer ``status``."""
-        kind = type or {429: "too_many_requests", 503: "cluster_block_exception"}.get(status, "exception")
+        # 429 is how OpenSearch says a thread pool or indexing-pressure limit rejected the work (see
+        # errors.rejected); 503 stands for a cluster block, e.g. no elected cluster manager.
+        kind = type or {429: "rejected_execution_exception", 503: "cluster_block_exception"}.get(status, "exception")
         with self.lock:
             self._faults.append([re.compile(pattern), times, ApiError(status, kind, reason)])
 
     def reject_bulk_items(self, count: int) -> None:
-        """The next ``count`` bulk index/create items answer 429 ``es_rejected_execution_exception``."""
+        """The next ``count`` bulk index/create items answer 429 ``rejected_execution_exception``."""
         with self.lock:
             self._reject_items[0] += count
+
+    def delay(self, pattern: str, seconds: float, *, times: int = 1) -> None:
+        """The next ``times`` requests matching ``pattern`` are answered ``seconds`` late."""
+        with self.lock:
+            self._delays.append([re.compile(pattern), times, float(seconds)])
+
+    @property
+    def knn_searches(self) -> list[dict]:
+        """Per k-NN query: index, field, engine, k, method_parameters, segments, effective ef_search."""
+        return self.cluster.knn_searches
+
+    def _take_delay(self, method: str, path: str) -> float:
+        with self.lock:
+            for entry in self._delays:
+                if entry[1] > 0 and entry[0].search(f"{method} {path}"):
+                    entry[1] -= 1
+                    return entry[2]
+        return 0.0
 
     def _take_fault(self, method: str, path: str) -> ApiError | None:
         for fault in self._faults:
@@ -120,6 +154,8 @@ class OpenSearchStandin:
             self.cluster.indices.clear()
             self.requests.clear()
             self._faults.clear()
+            self._delays.clear()
+            self.cluster.knn_searches.clear()
             self._reject_items[0] = 0
 
 

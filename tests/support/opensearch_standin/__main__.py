@@ -1,4 +1,4 @@
-"""Run the stand-in on its own: ``PYTHONPATH=tests python -m opensearch_standin --port 9200``."""
+"""Run the stand-in on its own: ``PYTHONPATH=tests/support python -m opensearch_standin --port 9200``."""
 
 from __future__ import annotations
 

@@ -59,14 +59,46 @@ def mapper_parsing(reason: str, cause: str | None = None, cause_type: str = "ill
                     caused_by={"type": cause_type, "reason": cause})
 
 
-def shard_failure(index: str, reason: str, type: str = "query_shard_exception") -> ApiError:
-    """A query that fails on every shard while being built (e.g. a wrong vector dimension)."""
-    root = {"type": type, "reason": f"failed to create query: {reason}", "index": index, "index_uuid": "standin"}
+def shard_failure(index: str, reason: str, type: str = "illegal_argument_exception") -> ApiError:
+    """A search that fails on every shard with ``type`` as is (a bad sort, a too large window).
+
+    Shape: opensearch-project/OpenSearch, server/src/main/java/org/opensearch/action/search/
+    SearchPhaseExecutionException.java: ``root_cause`` is guessed from the shard failures, the
+    failures are listed under ``failed_shards`` and, when all shards failed, there is no top-level
+    ``caused_by`` (``toXContent`` passes ``super.getCause()``, which is null).
+    """
+    root = {"type": type, "reason": reason, "index": index, "index_uuid": "standin"}
+    return _all_shards_failed(index, root, root)
+
+
+def query_failure(index: str, reason: str, cause_type: str = "illegal_argument_exception") -> ApiError:
+    """A query that throws while it is built on the shard (a k-NN field check, a wrong dimension).
+
+    opensearch-project/OpenSearch, server/src/main/java/org/opensearch/index/query/QueryShardContext.java
+    ``toQuery``: anything but a QueryShardException or ParsingException is wrapped as
+    ``QueryShardException("failed to create query: {}", e, e.getMessage())``, so the root cause is
+    a ``query_shard_exception`` and the k-NN plugin's own exception (k-NN 2.19,
+    src/main/java/org/opensearch/knn/index/query/KNNQueryBuilder.java ``doToQuery`` throws
+    IllegalArgumentException) is its ``caused_by``.
+    """
+    root = {"type": "query_shard_exception", "reason": f"failed to create query: {reason}", "index": index,
+            "index_uuid": "standin"}
+    return _all_shards_failed(index, root, {**root, "caused_by": {"type": cause_type, "reason": reason}})
+
+
+def _all_shards_failed(index: str, root: dict, shard_reason: dict) -> ApiError:
     return ApiError(400, "search_phase_execution_exception", "all shards failed", root_cause=[root],
                     extra={"phase": "query", "grouped": True,
                            "failed_shards": [{"shard": 0, "index": index, "node": "standin-node",
-                                              "reason": root}]},
-                    caused_by={"type": "illegal_argument_exception", "reason": reason})
+                                              "reason": shard_reason}]})
+
+
+def rejected(reason: str) -> ApiError:
+    """429 ``rejected_execution_exception``: OpenSearch's OpenSearchRejectedExecutionException, whose
+    name loses its prefix (opensearch-project/OpenSearch, libs/core/src/main/java/org/opensearch/
+    OpenSearchException.java ``getExceptionName`` strips "OpenSearch"); Elasticsearch called it
+    ``es_rejected_execution_exception``."""
+    return ApiError(429, "rejected_execution_exception", reason)
 
 
 def unsupported(what: str) -> ApiError:

@@ -1,24 +1,30 @@
-"""Index settings and mappings, validated the way OpenSearch (with the k-NN plugin) does.
+"""Mappings, validated the way OpenSearch (with the k-NN plugin) does; index settings and names
+are :mod:`.settings`.
 
 Rules come from the OpenSearch documentation: *k-NN vector* (field parameters, dimension
 1..16,000), *Methods and engines* (engines ``faiss``/``lucene``/``nmslib``; per-engine
-spaces and HNSW parameters; ``nmslib`` blocked for new indexes from 3.0; ``ivf`` needs
-training), *Spaces*, and the k-NN plugin's mapper (``Cannot set modelId or method parameters
-when index.knn setting is false``; unknown parameters rejected).
+spaces and HNSW parameters; ``ivf`` needs training), *Spaces*, and the k-NN plugin's mapper
+(``Cannot set modelId or method parameters when index.knn setting is false``; unknown
+parameters rejected). What changed between releases cites the plugin's code at ``HNSW_SPACES``
+and ``NMSLIB_BLOCKED_FROM``.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ApiError, bad_request, mapper_parsing, unsupported
+from .settings import _str, check_index_name, parse_settings
+
+__all__ = ["Mapping", "KnnField", "parse_mapping", "parse_settings", "check_index_name", "NUMBERS"]
 
 MAX_DIMENSION = 16_000
 ENGINES = ("faiss", "lucene", "nmslib")
 SPACES = ("l1", "l2", "linf", "cosinesimil", "innerproduct", "hamming", "hammingbit")
-# (engine, space) -> first OpenSearch version supporting it for HNSW on float vectors.
+# (engine, space) -> first OpenSearch version supporting it for HNSW on float vectors. Lucene inner
+# product: k-NN 2.13, src/main/java/org/opensearch/knn/index/util/Lucene.java adds INNER_PRODUCT to the
+# HNSW spaces; faiss cosine: k-NN 2.19, index/engine/faiss/Faiss.java maps COSINESIMIL (2.18 has no entry).
 HNSW_SPACES = {
     "faiss": {"l2": (1, 0), "innerproduct": (1, 0), "cosinesimil": (2, 19)},
     "lucene": {"l2": (2, 2), "cosinesimil": (2, 2), "innerproduct": (2, 13)},
@@ -27,7 +33,7 @@ HNSW_SPACES = {
 HNSW_PARAMETERS = {"faiss": {"m", "ef_construction", "ef_search", "encoder"},
                    "lucene": {"m", "ef_construction", "encoder"},
                    "nmslib": {"m", "ef_construction"}}
-NMSLIB_BLOCKED_FROM = (3, 0)
+NMSLIB_BLOCKED_FROM = (3, 0)  # k-NN 3.0, index/engine/KNNEngine.java: NMSLIB(..., Version.V_3_0_0)
 
 COMMON = {"type", "meta", "boost"}
 FIELD_PARAMS = {
@@ -47,95 +53,6 @@ for _t in NUMBERS:
     FIELD_PARAMS[_t] = COMMON | {"coerce", "doc_values", "ignore_malformed", "index", "null_value", "store"}
 ROOT_PARAMS = {"properties", "_meta", "dynamic", "dynamic_templates", "_source", "_routing", "date_detection",
                "numeric_detection"}
-BAD_NAME_CHARS = set('\\/*?"<>| ,#:')
-
-
-def _bool(key: str, value: Any) -> bool:
-    if value is True or value == "true":
-        return True
-    if value is False or value == "false":
-        return False
-    raise bad_request(f"Failed to parse value [{_str(value)}] as only [true] or [false] are allowed.")
-
-
-def _int_min(minimum: int):
-    def parse(key: str, value: Any) -> int:
-        try:
-            number = int(value) if not isinstance(value, bool) else None
-        except (TypeError, ValueError):
-            number = None
-        if number is None or (isinstance(value, float) and value != int(value)):
-            raise bad_request(f"Failed to parse value [{_str(value)}] for setting [{key}]")
-        if number < minimum:
-            raise bad_request(f"Failed to parse value [{number}] for setting [{key}] must be >= {minimum}")
-        return number
-    return parse
-
-
-def _interval(key: str, value: Any) -> str:
-    if str(value) == "-1" or re.fullmatch(r"\d+(ms|s|m|h|d)", str(value)):
-        return str(value)
-    raise bad_request(f"failed to parse setting [{key}] with value [{value}] as a time value: "
-                      "unit is missing or unrecognized")
-
-
-# Settings this stand-in knows, each with its parser (all under "index.").
-SETTINGS = {
-    "index.knn": _bool,
-    "index.knn.algo_param.ef_search": _int_min(2),
-    "index.number_of_shards": _int_min(1),
-    "index.number_of_replicas": _int_min(0),
-    "index.refresh_interval": _interval,
-    "index.max_result_window": _int_min(1),
-}
-
-
-def _str(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def parse_settings(raw: Any) -> dict[str, Any]:
-    """Flatten ``{"index": {"knn": true}}`` / ``{"index.knn": true}`` to ``{"index.knn": True}``."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise bad_request("settings must be an object", "settings_exception")
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, node: dict) -> None:
-        for key, value in node.items():
-            name = f"{prefix}.{key}" if prefix else key
-            if isinstance(value, dict):
-                walk(name, value)
-            else:
-                flat[name if name.startswith("index.") else f"index.{name}"] = value
-
-    walk("", raw)
-    out = {}
-    for key, value in flat.items():
-        parser = SETTINGS.get(key)
-        if parser is None:
-            raise bad_request(f"unknown setting [{key}] please check that any required plugins are installed, "
-                              "or check the breaking changes documentation for removed settings")
-        out[key] = parser(key, value)
-    return out
-
-
-def check_index_name(name: str) -> None:
-    def invalid(why: str) -> ApiError:
-        return ApiError(400, "invalid_index_name_exception", f"Invalid index name [{name}], {why}",
-                        extra={"index": name, "index_uuid": "_na_"})
-    if name != name.lower():
-        raise invalid("must be lowercase")
-    if name[:1] in {"_", "-", "+"}:
-        raise invalid("must not start with '_', '-', or '+'")
-    if name in {".", ".."}:
-        raise invalid("must not be '.' or '..'")
-    bad = sorted(BAD_NAME_CHARS & set(name))
-    if bad:
-        raise invalid(f"must not contain the following characters [{', '.join(bad)}]")
-    if len(name.encode()) > 255:
-        raise invalid(f"index name is too long, ({len(name.encode())} > 255)")
 
 
 @dataclass

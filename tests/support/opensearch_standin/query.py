@@ -1,21 +1,20 @@
 """``_search``/``_count`` bodies: the ``knn`` query (with efficient ``filter``), filter queries,
 sorting with ``search_after``, paging limits and ``_source`` filtering.
 
-k-NN scores follow the *Spaces* page of the OpenSearch documentation (computed in float32,
-exactly — a real cluster's HNSW search is approximate): ``innerproduct`` →
-``1 + ip`` if ``ip > 0`` else ``1 / (1 - ip)`` (faiss, nmslib and lucene agree);
-``l2``/``l1``/``linf`` → ``1 / (1 + d)``; ``cosinesimil`` → ``(1 + cos) / 2``.
+What depends on the OpenSearch version (k-NN messages, ``method_parameters``, filter support,
+scores) lives in :mod:`.versions`, with the upstream source of each rule.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .errors import ApiError, bad_request, parsing, shard_failure, unsupported
+from .errors import ApiError, bad_request, parsing, query_failure, shard_failure, unsupported
+from .source import source_filter
+from .versions import engine_supports_filters, k_range_error, method_parameters_supported
 
 K_MAX = 10_000
 SEARCH_KEYS = {"query", "size", "from", "_source", "sort", "search_after", "track_total_hits"}
@@ -100,13 +99,12 @@ def _single_field(name: str, body: Any) -> tuple[str, Any]:
 def _normalise(index, field: str, value: Any) -> Any:
     kind = (index.mapping.fields.get(field) or {}).get("type")
     if kind == "knn_vector":
-        raise shard_failure(index.name, f"Field [{field}] of type [knn_vector] does not support term queries",
-                            "illegal_argument_exception")
+        raise query_failure(index.name, f"Field [{field}] of type [knn_vector] does not support term queries")
     if kind in ("long", "integer", "short", "byte", "double", "float", "half_float"):
         try:
             return float(value) if kind in ("double", "float", "half_float") else int(float(value))
         except (TypeError, ValueError):
-            raise shard_failure(index.name, f'For input string: "{value}"', "number_format_exception") from None
+            raise query_failure(index.name, f'For input string: "{value}"', "number_format_exception") from None
     if kind == "boolean":
         return value is True or value == "true"
     if isinstance(value, bool):
@@ -138,13 +136,19 @@ def _bool(body: Any, index) -> Matcher:
 
 
 def parse_knn(body: Any, index) -> dict[str, Any]:
-    """Validate a top-level ``knn`` query against ``index``'s mapping (k-NN plugin rules)."""
+    """Validate a top-level ``knn`` query against ``index``'s mapping, the way the k-NN plugin of
+    ``index.version`` does (k-NN 2.19, src/main/java/org/opensearch/knn/index/query/
+    parser/KNNQueryBuilderParser.java parses, KNNQueryBuilder.java ``Builder.validate`` checks the
+    values, ``doToQuery`` checks them against the field)."""
+    version = index.version
     field, params = _single_field("knn", body)
     if not isinstance(params, dict):
         raise parsing("[knn] query malformed, no start_object after query name")
     for key in params:
         if key not in KNN_KEYS:
             raise parsing(f"[knn] unknown field [{key}]")
+    if "method_parameters" in params and not method_parameters_supported(version):
+        raise parsing("[knn] unknown token [START_OBJECT]")
     vector = params.get("vector")
     if not isinstance(vector, list):
         raise bad_request("[knn] requires query vector")
@@ -152,14 +156,17 @@ def parse_knn(body: Any, index) -> dict[str, Any]:
         raise bad_request("[knn] query vector is empty")
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in vector):
         raise parsing("[knn] failed to parse field [vector]")
+    if not version.at_least(2, 14) and (params.get("max_distance") is not None or params.get("min_score") is not None):
+        raise unsupported("max_distance/min_score before 2.14 (radial search came in 2.14)")
     set_count = sum(params.get(k) is not None for k in ("k", "max_distance", "min_score"))
-    if set_count != 1:
+    if set_count != 1 and version.at_least(2, 14):
         raise bad_request("[knn] requires exactly one of k, distance or score to be set")
-    if params.get("k") is None:
+    if params.get("k") is None and set_count:
         raise unsupported("radial search (max_distance/min_score)")
-    k = params["k"]
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= K_MAX:
-        raise bad_request(f"[knn] requires k to be in the range (0, {K_MAX}]")
+    k = params.get("k", 0)
+    problem = k_range_error(version, k)
+    if problem:
+        raise bad_request(problem)
     for key in ("rescore", "expand_nested_docs"):
         if params.get(key) not in (None, False):
             raise unsupported(f"knn [{key}]")
@@ -172,45 +179,26 @@ def parse_knn(body: Any, index) -> dict[str, Any]:
     if kind != "knn_vector":
         if kind is None and params.get("ignore_unmapped"):
             return {"field": field, "none": True}
-        raise shard_failure(index.name, f"Field '{field}' is not knn_vector type.", "illegal_argument_exception")
+        raise query_failure(index.name, f"Field '{field}' is not knn_vector type.")
     knn = index.mapping.knn[field]
     if knn.engine is None:
-        raise shard_failure(index.name, f"Field '{field}' is not built for ANN search.", "illegal_argument_exception")
+        raise query_failure(index.name, f"Field '{field}' is not built for ANN search.")
     if method_params and "ef_search" not in method_params:
-        raise shard_failure(index.name, f"Parameters not valid for [{knn.engine}]:[hnsw]:[k] combination: "
-                            f"[{sorted(method_params)}]", "illegal_argument_exception")
+        raise query_failure(index.name, f"Parameters not valid for [{knn.engine}]:[hnsw]:[k] combination: "
+                            f"[{sorted(method_params)}]")
     if len(vector) != knn.dimension:
-        raise shard_failure(index.name, f"Query vector has invalid dimension: {len(vector)}. "
-                            f"Dimension should be: {knn.dimension}", "illegal_argument_exception")
+        raise query_failure(index.name, f"Query vector has invalid dimension: {len(vector)}. "
+                            f"Dimension should be: {knn.dimension}")
     query = np.asarray(vector, dtype=np.float64).astype(np.float32)
     if knn.space_type == "cosinesimil" and not query.any():
-        raise shard_failure(index.name, "zero vector is not supported when space type is [cosinesimil]",
-                            "illegal_argument_exception")
+        raise query_failure(index.name, "zero vector is not supported when space type is [cosinesimil]")
     flt = params.get("filter")
-    if flt is not None and knn.engine == "nmslib":
-        raise shard_failure(index.name, "Engine [NMSLIB] does not support filters", "illegal_argument_exception")
-    return {"field": field, "vector": query, "k": k, "space": knn.space_type,
+    if flt is not None and not engine_supports_filters(version, knn.engine):
+        # The enum's name, not the engine's: String.format("Engine [%s] ...", knnEngine).
+        raise query_failure(index.name, f"Engine [{knn.engine.upper()}] does not support filters")
+    return {"field": field, "vector": query, "k": k, "space": knn.space_type, "engine": knn.engine,
+            "knn_field": knn, "method_parameters": dict(method_params),
             "filter": compile_filter(flt, index) if flt is not None else None}
-
-
-def knn_scores(space: str, matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """OpenSearch scores of ``(n, dim) float32`` rows against a ``(dim,)`` query, float32."""
-    one = np.float32(1)
-    if space == "innerproduct":
-        ip = matrix @ query
-        return np.where(ip > 0, one + ip, one / (one - np.minimum(ip, 0))).astype(np.float32)
-    if space == "cosinesimil":
-        norms = np.linalg.norm(matrix, axis=1) * np.linalg.norm(query)
-        cos = (matrix @ query) / np.where(norms == 0, 1, norms)
-        return ((one + cos) / 2).astype(np.float32)
-    diff = matrix - query
-    if space == "l2":
-        d = (diff * diff).sum(axis=1)
-    elif space == "l1":
-        d = np.abs(diff).sum(axis=1)
-    else:  # linf
-        d = np.abs(diff).max(axis=1)
-    return (one / (one + d)).astype(np.float32)
 
 
 def as_json_float(score: np.float32) -> float:
@@ -236,9 +224,9 @@ def parse_sort(spec: Any, index) -> list[tuple[str, bool]]:
             raise bad_request(f"Unknown SortOrder [{order}]")
         if field not in ("_score", "_doc"):
             kind = (index.mapping.fields.get(field) or {}).get("type")
-            if kind is None:
+            if kind is None:  # FieldSortBuilder throws a QueryShardException itself: no "failed to create query"
                 raise shard_failure(index.name, f"No mapping found for [{field}] in order to sort on",
-                                    "illegal_argument_exception")
+                                    "query_shard_exception")
             if kind == "text":
                 raise shard_failure(index.name, f"Text fields are not optimised for operations that require "
                                     f"per-document field data like aggregations and sorting, so these operations "
@@ -250,54 +238,6 @@ def parse_sort(spec: Any, index) -> list[tuple[str, bool]]:
                                     "illegal_argument_exception")
         out.append((field, order == "desc"))
     return out
-
-
-def source_filter(body_spec: Any, params: dict[str, str]) -> Callable[[dict], dict | None]:
-    """``_source`` filtering from the body (``_source``) or URL (``_source[_includes|_excludes]``)."""
-    includes: list[str] = []
-    excludes: list[str] = []
-    enabled = True
-    spec = body_spec
-    if spec is None and "_source" in params:
-        raw = params["_source"]
-        spec = {"true": True, "false": False}.get(raw, raw.split(",") if raw else True)
-    if isinstance(spec, bool):
-        enabled = spec
-    elif isinstance(spec, str):
-        includes = [spec]
-    elif isinstance(spec, list):
-        includes = [str(s) for s in spec]
-    elif isinstance(spec, dict):
-        for key, value in spec.items():
-            if key not in ("includes", "include", "excludes", "exclude"):
-                raise parsing(f"Unknown key for a START_ARRAY in [{key}].")
-            values = [value] if isinstance(value, str) else list(value)
-            (includes if key.startswith("include") else excludes).extend(values)
-    elif spec is not None:
-        raise parsing("[_source] must be a boolean, a string, an array or an object")
-    includes += [s for s in params.get("_source_includes", "").split(",") if s]
-    excludes += [s for s in params.get("_source_excludes", "").split(",") if s]
-
-    def keep(path: str, patterns: list[str]) -> bool:
-        return any(fnmatch.fnmatchcase(path, p) or path.startswith(p + ".") for p in patterns)
-
-    def walk(node: dict, prefix: str) -> dict:
-        out = {}
-        for key, value in node.items():
-            path = prefix + key
-            if keep(path, excludes):
-                continue
-            if isinstance(value, dict) and not keep(path, includes) and includes:
-                sub = walk(value, path + ".")
-                if sub:
-                    out[key] = sub
-            elif not includes or keep(path, includes):
-                out[key] = value
-        return out
-
-    def apply(source: dict) -> dict | None:
-        return walk(source, "") if enabled else None
-    return apply
 
 
 def check_window(index, size: Any, from_: Any) -> tuple[int, int]:
@@ -323,5 +263,5 @@ def check_body_keys(body: dict) -> None:
             raise parsing(f"Unknown key for a START_OBJECT in [{key}].")
 
 
-__all__ = ["ApiError", "compile_filter", "parse_knn", "knn_scores", "parse_sort", "source_filter",
+__all__ = ["ApiError", "compile_filter", "parse_knn", "parse_sort", "source_filter", "source_filter",
            "check_window", "check_body_keys", "as_json_float", "K_MAX"]

@@ -48,9 +48,9 @@ class Recorded:
 class Router:
     """Maps ``(method, path)`` to a handler on :class:`Cluster` and enforces URL parameters."""
 
-    def __init__(self, cluster: Cluster, version: str):
-        self.cluster, self.version = cluster, version
-        self.warning: str | None = None  # a deprecation warning for the current response
+    def __init__(self, cluster: Cluster, version: str, distribution: str | None = "opensearch",
+                 tagline: str = "The OpenSearch Project: https://opensearch.org/"):
+        self.cluster, self.version, self.distribution, self.tagline = cluster, version, distribution, tagline
         self.reject_items: list[int] = [0]  # bulk index items still to answer with 429
         self.routes = [  # first match wins: the fixed "/_x" paths before "/{index}"
             (("GET", "HEAD"), r"/", self.info, set()),
@@ -96,11 +96,14 @@ class Router:
 
     # ----- handlers: each returns (status, body) ------------------------------------------
     def info(self, **_):
+        version = {"number": self.version, "build_type": "standin", "lucene_version": "9.12.1",
+                   "minimum_wire_compatibility_version": "7.10.0", "minimum_index_compatibility_version": "7.0.0"}
+        # Without "distribution": Elasticsearch and Open Distro, or OpenSearch in compatibility mode
+        # (reports 7.10.2; opensearch-project/OpenSearch pull request #898), told apart by the tagline.
+        if self.distribution:
+            version = {"distribution": self.distribution, **version}
         return 200, {"name": "standin-node", "cluster_name": "opensearch-standin", "cluster_uuid": "standin",
-                     "version": {"distribution": "opensearch", "number": self.version, "build_type": "standin",
-                                 "lucene_version": "9.12.1", "minimum_wire_compatibility_version": "7.10.0",
-                                 "minimum_index_compatibility_version": "7.0.0"},
-                     "tagline": "The OpenSearch Project: https://opensearch.org/"}
+                     "version": version, "tagline": self.tagline}
 
     def exists(self, index, **_):
         return (200 if index in self.cluster.indices else 404), None
@@ -113,9 +116,10 @@ class Router:
         return 200, {index: {"aliases": {}, "mappings": idx.mapping.to_json(), "settings": {"index": settings}}}
 
     def create(self, index, body, **_):
-        idx = self.cluster.create(index, body)
-        if any(k.engine == "nmslib" for k in idx.mapping.knn.values()):
-            self.warning = "nmslib engine is deprecated and will be removed in a future release"
+        # No Warning header for a deprecated engine: k-NN 2.19, src/main/java/org/opensearch/knn/index/
+        # engine/EngineResolver.java only logs "[Deprecation] nmslib engine is deprecated" on the node;
+        # 3.0 refuses nmslib outright (mapping.py).
+        self.cluster.create(index, body)
         return 200, {"acknowledged": True, "shards_acknowledged": True, "index": index}
 
     def delete_index(self, index, **_):
@@ -225,6 +229,9 @@ def make_handler(standin) -> type[BaseHTTPRequestHandler]:
             headers = {k: v for k, v in self.headers.items()}
             standin.requests.append(Recorded(self.command, path, params, headers, raw))
             extra_headers: dict[str, str] = {}
+            pause = standin._take_delay(self.command, path)
+            if pause:  # a slow cluster: the answer comes late (or after the client gave up)
+                standin._stopping.wait(pause)
             try:
                 if standin.auth is not None:
                     standin.auth.check(self.command, self.path, self.headers, raw)
@@ -233,11 +240,8 @@ def make_handler(standin) -> type[BaseHTTPRequestHandler]:
                     if fault is not None:
                         raise fault
                     body = self._parse_body(raw, path)
-                    standin.router.warning = None
                     standin.router.reject_items = standin._reject_items
                     status, out = standin.router.dispatch(self.command, path, params, body, raw)
-                    if standin.router.warning:
-                        extra_headers["Warning"] = f'299 OpenSearch-{standin.version} "{standin.router.warning}"'
             except Denied as exc:
                 status, out, extra_headers = exc.status, exc.body, exc.headers
             except ApiError as exc:
@@ -270,13 +274,17 @@ def make_handler(standin) -> type[BaseHTTPRequestHandler]:
                 data = json.dumps({"error": out["error"]["reason"], "status": 406}).encode()
             if self.command == "HEAD":
                 data = b""
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
+                self.close_connection = True
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
