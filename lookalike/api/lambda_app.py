@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import time
@@ -75,7 +76,8 @@ class LambdaApp:
             response, extra = error_response(self.config_error), {"X-Request-Id": rid}
         else:
             try:
-                response = self._dispatch(method, path, headers, event)
+                with _time_left(context):
+                    response = self._dispatch(method, path, headers, event)
             except Exception as exc:  # noqa: BLE001 - every failure leaves as the one error shape
                 response = error_response(exc)
             extra = self.http.finish_headers(headers, rid)
@@ -97,6 +99,17 @@ class LambdaApp:
         if route == "/healthz":
             return self.http.healthz()
         raise NotFound(f"No route for {method} {path}; use POST /search.")
+
+
+def _time_left(context):
+    """Bound OpenSearch calls (retries included) by the invocation's remaining time, less a second
+    to answer: a slow cluster then ends in a clean 503, not in the function being killed."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return contextlib.nullcontext()
+    from ..index.opensearch import deadline
+
+    return deadline(max(0.5, remaining() / 1000 - 1.0))
 
 
 def _proxy_result(response: Response, extra: dict[str, str]) -> dict[str, Any]:

@@ -193,3 +193,27 @@ def test_bad_request_is_4xx_while_backend_is_down(settings, name):
 
     response = LambdaApp(settings, service_factory=factory).handle(load_event(name), None)
     assert response["statusCode"] == 400 and body_of(response)["error"]["code"] == "invalid_input"
+
+
+def test_opensearch_calls_are_bounded_by_the_invocations_remaining_time(settings, monkeypatch):
+    """With a Lambda context, OpenSearch calls get the remaining time less a second (a 503, not a kill)."""
+    from lookalike.index import opensearch
+
+    seen = []
+    real = opensearch.deadline
+
+    def spy(seconds):
+        seen.append(seconds)
+        return real(seconds)
+
+    monkeypatch.setattr(opensearch, "deadline", spy)
+
+    class Context:
+        aws_request_id = "ctx-1"
+
+        def get_remaining_time_in_millis(self):
+            return 12_000
+
+    response = LambdaApp(settings, service_factory=lambda s: (_ for _ in ()).throw(
+        BackendUnavailable("down"))).handle(load_event("healthz"), Context())
+    assert response["statusCode"] == 503 and seen == [11.0]
