@@ -1,4 +1,4 @@
-"""Load test of `lookalike serve`: concurrent clients mixing valid searches with hostile input.
+"""Load test of `lookalike serve`, plus search by id and `lookalike dupes` on a 10,000-image index.
 
 Usage: python scripts/bench_load.py [--phases 8x60,32x30] [--rounds 2] [--out FILE.json]
 
@@ -9,6 +9,10 @@ base64, bad JSON, k out of range, wrong media type, a 7 MB body, a 40 MP decompr
 deep nesting). It prints requests, errors by kind (any 5xx, any connection error, any answer
 that is not the expected status), p50/p99 of the valid searches, and the server's RSS before
 and after each round; rounds repeat the phases to show whether RSS grows.
+
+Before the load: sequential ``POST /search`` by image and by indexed id (``{"id"}``: no decode,
+no model call), alternating, with the ratio of their p50s; and the wall time of
+``lookalike dupes --json`` over the whole index.
 """
 
 from __future__ import annotations
@@ -102,6 +106,32 @@ async def phase(url: str, cases, clients: int, seconds: float) -> dict:
             "valid_p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None}
 
 
+def id_vs_image(url: str, images: list[Path], ids: list[str], n: int = 100) -> dict:
+    """``n`` image searches and ``n`` id searches, alternating one by one (same machine state)."""
+    import httpx
+
+    headers = {"content-type": "application/json"}
+    bodies = [json.dumps({"image": base64.b64encode(p.read_bytes()).decode(), "k": 6}) for p in images]
+    by_image, by_id = [], []
+    with httpx.Client(timeout=60) as http:
+        for i in range(n + 5):
+            for out, body in ((by_image, bodies[i % len(bodies)]), (by_id, json.dumps({"id": ids[i % len(ids)], "k": 6}))):
+                started = time.perf_counter()
+                http.post(url + "/search", content=body, headers=headers).raise_for_status()
+                if i >= 5:  # warm-up
+                    out.append((time.perf_counter() - started) * 1000)
+    image_p50, id_p50 = float(np.percentile(by_image, 50)), float(np.percentile(by_id, 50))
+    return {"image_p50_ms": round(image_p50, 2), "id_p50_ms": round(id_p50, 2), "id_over_image": round(id_p50 / image_p50, 3)}
+
+
+def dupes_time(index_dir: Path, env: dict) -> dict:
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "lookalike.cli", "dupes", "--index-dir", str(index_dir), "--json"],
+                         env=env, capture_output=True, text=True, check=True)
+    body = json.loads(run.stdout)
+    return {"seconds": round(time.perf_counter() - started, 1), "groups": body["total"], "threshold": body["threshold"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phases", default="8x60,32x30", help="CLIENTSxSECONDS,... (default 8x60,32x30)")
@@ -124,7 +154,17 @@ def main() -> None:
     results = {"index": str(index_dir), "rounds": []}
     try:
         wait_http(url + "/healthz", proc=proc)
-        cases = mix(sorted(folder.rglob("*.png"))[::100])
+        images = sorted(folder.rglob("*.png"))
+        cases = mix(images[::100])
+        import httpx
+
+        ids = [row["id"] for row in httpx.get(url + "/images", params={"limit": 200}).json()["images"]]
+        results["id_search"] = id_vs_image(url, images[::97], ids)
+        print(f"search by id: p50 {results['id_search']['id_p50_ms']} ms vs by image {results['id_search']['image_p50_ms']} ms "
+              f"(ratio {results['id_search']['id_over_image']})", flush=True)
+        results["dupes"] = dupes_time(index_dir, env)
+        print(f"lookalike dupes over {index_dir.name}: {results['dupes']['seconds']} s, {results['dupes']['groups']} groups "
+              f"at threshold {results['dupes']['threshold']}", flush=True)
         for round_no in range(1, args.rounds + 1):
             before = rss_mb(proc.pid)
             phases = []
