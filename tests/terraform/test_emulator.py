@@ -208,7 +208,11 @@ def test_roles_are_least_privilege(dev_stack, moto_url):
     assert grants["EmbedQueryImage"]["Action"] == "sagemaker:InvokeEndpoint"
     assert grants["EmbedQueryImage"]["Resource"] == f"arn:aws:sagemaker:{REGION}:{FAKE_ACCOUNT}:endpoint/lookalike-dev"
     # What the query path sends: HEAD + GET _mapping at start, POST _search / _count; no writes.
-    assert sorted(as_list(grants["QueryKnnIndex"]["Action"])) == ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"]
+    # Exactly the HTTP methods the query path sends (lookalike.index.opensearch.QUERY_REQUESTS, checked
+    # against the real LambdaApp in tests/index/test_opensearch_index.py): HEAD /{index} included.
+    from lookalike.index.opensearch import query_iam_actions
+
+    assert sorted(as_list(grants["QueryKnnIndex"]["Action"])) == sorted(query_iam_actions())
     assert sorted(as_list(grants["QueryKnnIndex"]["Resource"])) == [EXISTING_DOMAIN_ARN, f"{EXISTING_DOMAIN_ARN}/*"]
     assert grants["SignImageUrls"] == {
         "Sid": "SignImageUrls", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::lookalike-dev-images/images/*"}
@@ -247,3 +251,46 @@ def test_no_applied_policy_is_open(dev_stack):
                 elif st["Effect"] == "Allow" and "*" in as_list(st.get("Resource", [])):
                     assert set(actions) <= resource_free, (address, actions)
     assert seen >= 20
+
+
+def test_batch_transform_model_role_and_settings(dev_stack, moto_url):
+    """The transform model runs the endpoint's archive; its role may read the archive, the job
+    manifests and the images prefix, write the job outputs, use the stack's key; the settings
+    `make ingest` exports are valid for `lookalike cloud-batch` and name these."""
+    from lookalike.config import Settings
+
+    _, outputs, state = dev_stack
+    ingest = outputs["batch_ingest_environment"]
+    sm = aws_client("sagemaker", moto_url)
+    model = sm.describe_model(ModelName=ingest["LOOKALIKE_TRANSFORM_MODEL"])
+    endpoint = sm.describe_model(ModelName=sm.describe_endpoint_config(EndpointConfigName=sm.describe_endpoint(
+        EndpointName="lookalike-dev")["EndpointConfigName"])["ProductionVariants"][0]["ModelName"])
+    for field in ("Image", "ModelDataUrl", "Environment"):
+        assert model["PrimaryContainer"][field] == endpoint["PrimaryContainer"][field], field
+    assert model["ExecutionRoleArn"] == f"arn:aws:iam::{FAKE_ACCOUNT}:role/lookalike-dev-batch-transform"
+    # moto keeps no EnableNetworkIsolation (reads back false): test_plan.py checks what is sent.
+    assert f"{STACK}.module.batch_transform.aws_iam_role_policy.this[0]" in state_resources(state)
+
+    settings = Settings.from_env(ingest)
+    assert settings.transform_prefix == "s3://lookalike-dev-artifacts/batch/"
+    assert settings.transform_input_prefixes == ("s3://lookalike-dev-images/images/",)
+    assert (settings.transform_instance_type, settings.transform_instance_count) == ("ml.c5.xlarge", 1)
+    assert settings.images_bucket == "lookalike-dev-images" and settings.opensearch_auth == "sigv4"
+    key = settings.transform_kms_key
+    assert re.fullmatch(rf"arn:aws:kms:{REGION}:{FAKE_ACCOUNT}:key/[0-9a-f-]+", key)
+
+    grants = {s["Sid"]: s for s in role_policy(moto_url, "lookalike-dev-batch-transform")}
+    archive = model["PrimaryContainer"]["ModelDataUrl"].replace("s3://", "arn:aws:s3:::")
+    assert grants["ReadModelArchive"]["Action"] == "s3:GetObject" and grants["ReadModelArchive"]["Resource"] == archive
+    assert grants["ReadJobManifests"]["Resource"] == "arn:aws:s3:::lookalike-dev-artifacts/batch/manifests/*"
+    assert grants["ReadInputImages"]["Resource"] == "arn:aws:s3:::lookalike-dev-images/images/*"
+    assert grants["ListInputPrefixes0"]["Action"] == "s3:ListBucket"
+    assert grants["ListInputPrefixes0"]["Resource"] == "arn:aws:s3:::lookalike-dev-images"
+    assert grants["ListInputPrefixes0"]["Condition"] == {"StringLike": {"s3:prefix": "images/*"}}
+    assert sorted(as_list(grants["WriteJobOutputs"]["Action"])) == ["s3:AbortMultipartUpload", "s3:PutObject"]
+    assert grants["WriteJobOutputs"]["Resource"] == "arn:aws:s3:::lookalike-dev-artifacts/batch/output/*"
+    assert sorted(as_list(grants["UseStackKey"]["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert grants["UseStackKey"]["Resource"] == key and grants["EncryptJobVolume"]["Resource"] == key
+    assert grants["EncryptJobVolume"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    s3_actions = {a for s in grants.values() for a in as_list(s["Action"]) if a.startswith("s3:")}
+    assert s3_actions == {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:AbortMultipartUpload"}

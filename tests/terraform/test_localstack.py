@@ -268,7 +268,11 @@ def test_iam_roles_are_least_privilege(stack, client):
                            "WriteFunctionLogs", "WriteTraces"}
     # The existing endpoint's ARN, derived from its name and the account STS reports.
     assert grants["EmbedQueryImage"]["Resource"] == f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{EXISTING_ENDPOINT}"
-    assert sorted(as_list(grants["QueryKnnIndex"]["Action"])) == ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"]
+    # Exactly the HTTP methods the query path sends (lookalike.index.opensearch.QUERY_REQUESTS, checked
+    # against the real LambdaApp in tests/index/test_opensearch_index.py): HEAD /{index} included.
+    from lookalike.index.opensearch import query_iam_actions
+
+    assert sorted(as_list(grants["QueryKnnIndex"]["Action"])) == sorted(query_iam_actions())
     assert sorted(as_list(grants["QueryKnnIndex"]["Resource"])) == [EXISTING_DOMAIN_ARN, f"{EXISTING_DOMAIN_ARN}/*"]
     assert grants["SignImageUrls"]["Resource"] == f"arn:aws:s3:::{NAME}-images/images/*"
     assert grants["WriteFunctionLogs"]["Resource"] == (
