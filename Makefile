@@ -48,7 +48,7 @@ system-deps: ## Install Debian packages the tests use (Chromium for browser test
 datasets: ## Unpack the Debian datasets (Fashion-MNIST, Tux Paint stamps) into .cache/datasets
 	bash scripts/fetch_datasets.sh
 
-test: venv system-deps datasets ## Install everything tests need and run the whole suite
+test: venv system-deps datasets sagemaker-venv ## Install everything tests need and run the whole suite
 	$(PY) -m pytest -q --timeout=900 $(PYTEST_ARGS)
 
 test-fast: venv ## Unit tests only (no servers, no browser)

@@ -1,13 +1,16 @@
 # Cloud artifacts: the SageMaker model archive and the Lambda package (both byte-reproducible).
 #   make build                     dist/model.tar.gz + dist/lambda.zip
 #   make build BACKBONE=efficientnet-lite0 HEAD=path/to/head.onnx SAGEMAKER_PYTHON=3.11 LAMBDA_PYTHON=3.12
-#   make sagemaker-local           serve dist/model.tar.gz over SageMaker's wire protocol on 127.0.0.1
+#   make sagemaker-local           serve dist/model.tar.gz under the real SageMaker serving stack
+#                                  (TorchServe + the toolkit, own venv) on 127.0.0.1:$(SAGEMAKER_PORT)
+#   make sagemaker-venv            only create that venv (.cache/sagemaker-container-venv, once)
 BACKBONE ?= efficientnet-lite2
 HEAD ?=
 LAMBDA_PYTHON ?= 3.12
 SAGEMAKER_PYTHON ?= 3.11
 SAGEMAKER_PORT ?= 8080
 DIST := dist
+SAGEMAKER_VENV := .cache/sagemaker-container-venv
 LAMBDA_DEPS := build/lambda-deps-$(LAMBDA_PYTHON)
 MODEL_WHEELS := build/model-wheels-py$(SAGEMAKER_PYTHON)
 # Which lookalike modules each artifact ships is listed once, in lookalike/artifacts/packaging.py
@@ -18,7 +21,7 @@ MODEL_INPUTS := model_package/build.py model_package/constraints.txt $(wildcard 
 	$(PACKAGE_SOURCES) $(HEAD)
 LAMBDA_INPUTS := lambda/build.py lambda/handler.py $(PACKAGE_SOURCES)
 
-.PHONY: build build-model build-lambda sagemaker-local
+.PHONY: build build-model build-lambda sagemaker-local sagemaker-venv
 
 build: $(DIST)/model.tar.gz $(DIST)/lambda.zip ## Build dist/model.tar.gz (SageMaker) and dist/lambda.zip (Lambda)
 
@@ -41,5 +44,10 @@ $(LAMBDA_DEPS).done: lambda/requirements.txt | venv
 $(DIST)/lambda.zip: $(LAMBDA_DEPS).done $(LAMBDA_INPUTS) | venv
 	$(PY) lambda/build.py --out $@ --deps-dir $(LAMBDA_DEPS) --python-version $(LAMBDA_PYTHON)
 
-sagemaker-local: $(DIST)/model.tar.gz ## Serve the model archive like a SageMaker endpoint on 127.0.0.1:$(SAGEMAKER_PORT)
-	$(VENV)/bin/lookalike sagemaker-serve --model-dir $(DIST)/model.tar.gz --port $(SAGEMAKER_PORT)
+# TorchServe + the sagemaker-pytorch-inference toolkit, versions of SageMaker's PyTorch CPU image,
+# without lookalike (the archive brings what it needs). The script is idempotent (a marker file).
+sagemaker-venv: ## Create the SageMaker serving stack's own virtualenv (TorchServe + toolkit; ~2 min once)
+	bash scripts/sagemaker_container_venv.sh $(SAGEMAKER_VENV)
+
+sagemaker-local: $(DIST)/model.tar.gz sagemaker-venv | venv ## Serve dist/model.tar.gz under TorchServe + the SageMaker toolkit; InvokeEndpoint API on 127.0.0.1 (SAGEMAKER_PORT=8080)
+	$(PY) scripts/sagemaker_local.py --archive $(DIST)/model.tar.gz --venv $(SAGEMAKER_VENV) --port $(SAGEMAKER_PORT)

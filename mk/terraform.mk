@@ -1,12 +1,15 @@
 # AWS stack with Terraform: `make plan|deploy|destroy ENV=dev|prod`, plus fmt/validate/checkov.
 # The state backend of each environment is configured in terraform/envs/$(ENV)/backend.hcl
 # (copy backend.hcl.example). Set AUTO_APPROVE=1 to skip Terraform's confirmation prompt.
+# `make ingest ENV=prod IMAGES=s3://BUCKET/PREFIX/` embeds images already in S3 with a SageMaker
+# Batch Transform job and loads them into OpenSearch (INGEST_ARGS: more `lookalike cloud-batch` flags).
 
 TERRAFORM ?= terraform
 TF_DIR := terraform/envs/$(ENV)
 TF_BACKEND_CONFIG ?= backend.hcl
 TF_ARGS ?=
 IMAGES ?=
+INGEST_ARGS ?=
 AUTO_APPROVE ?=
 CHECKOV_VENV := .cache/checkov-venv
 # Where the hashicorp providers are pre-installed (/opt/tf-plugins) install them from there;
@@ -14,7 +17,7 @@ CHECKOV_VENV := .cache/checkov-venv
 TF = TF_CLI_CONFIG_FILE="$$(bash scripts/tf_cli_config.sh)" $(TERRAFORM)
 TF_APPROVE = $(if $(AUTO_APPROVE),-auto-approve)
 
-.PHONY: tf-init plan deploy destroy tf-fmt tf-validate tf-check tf-outputs
+.PHONY: tf-init plan deploy ingest ingest-images destroy tf-fmt tf-validate tf-check tf-outputs
 
 tf-init:
 	@test -d "$(TF_DIR)" || { echo "No Terraform environment $(TF_DIR) (ENV=dev or ENV=prod)"; exit 1; }
@@ -34,6 +37,16 @@ ifneq ($(IMAGES),)
 endif
 	@echo; echo "  Search page: $$($(TF) -chdir=$(TF_DIR) output -raw website_url)"
 	@echo "  API:         $$($(TF) -chdir=$(TF_DIR) output -raw api_url)/search   (key: make tf-outputs ENV=$(ENV))"; echo
+
+ingest-images:
+	@case "$(IMAGES)" in s3://*) ;; *) echo "Usage: make ingest ENV=$(ENV) IMAGES=s3://BUCKET/PREFIX/ (a folder on disk: make deploy IMAGES=DIR)"; exit 1;; esac
+
+ingest: ingest-images tf-init venv ## Embed IMAGES=s3://BUCKET/PREFIX/ with a SageMaker Batch Transform job, then load OpenSearch (ENV=dev|prod)
+	@# cloud-batch reads the stack's settings (transform model, prefixes, KMS key, job defaults) from its outputs.
+	settings="$$($(TF) -chdir=$(TF_DIR) output -json batch_ingest_environment | \
+	  $(PY) -c 'import json, shlex, sys; env = json.load(sys.stdin) or sys.exit("batch ingest is off in this stack (batch.create or sagemaker.create = false)"); [print(f"{k}={shlex.quote(str(v))}") for k, v in env.items()]')"; \
+	set -a; eval "$$settings"; set +a; \
+	$(VENV)/bin/lookalike cloud-batch "$(IMAGES)" $(INGEST_ARGS)
 
 destroy: tf-init ## Delete the whole stack of ENV (prod buckets with content are kept unless force_destroy)
 	$(TF) -chdir=$(TF_DIR) destroy $(TF_APPROVE) $(TF_ARGS)

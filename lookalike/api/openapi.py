@@ -64,6 +64,7 @@ def _error(description: str) -> dict[str, Any]:
 
 
 SEARCH_RESPONSES = {400: _error("Invalid input"), 401: _error("Missing or wrong x-api-key"),
+                    404: _error("No indexed image with that id (a search by id)"),
                     408: _error("The body did not arrive in time"), 413: _error("Too large"),
                     415: _error("Not JSON"), 503: _error("No index loaded, or busy (see Retry-After)")}
 IMAGE_RESPONSES = {200: {"description": "The image file as indexed, or a JPEG thumbnail with ?size=thumb",

@@ -1,2 +1,2 @@
-"""Build tools: byte-reproducible ``model.tar.gz`` and ``lambda.zip``, the web page's generated
-limits, and a local server speaking SageMaker's wire protocol over a model archive."""
+"""Build tools: byte-reproducible ``model.tar.gz`` and ``lambda.zip`` and the web page's generated
+limits. (The archive runs locally under the real SageMaker serving stack: ``make sagemaker-local``.)"""

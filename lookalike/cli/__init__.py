@@ -1,7 +1,7 @@
 """The ``lookalike`` command line: one subcommand per pipeline stage.
 
     local   index DIR, search IMAGE, serve, delete ID..., info, export-model
-    cloud   cloud-upload DIR, cloud-index DIR, push --to opensearch, sagemaker-serve
+    cloud   cloud-upload DIR, cloud-index DIR, push --to opensearch, cloud-batch s3://..., cloud-batch-load
     eval    eval DATASET, train-triplet, train-classifier, fit-pca, export-dataset
 
 Errors print one line (``lookalike: error: ...``) and exit 1; heavy libraries load only when
@@ -15,7 +15,7 @@ import logging
 import sys
 
 from ..errors import LookalikeError
-from . import cloud, local
+from . import cloud, cloud_batch, local
 from . import eval as evaluation
 from .options import model_options
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = model_options()
     parser = argparse.ArgumentParser(prog="lookalike", description="Content-based image search.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (local, cloud, evaluation):
+    for group in (local, cloud, cloud_batch, evaluation):
         group.register(sub, common)
     return parser
 

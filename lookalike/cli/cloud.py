@@ -1,16 +1,17 @@
 """Cloud subcommands.
 
-    lookalike sagemaker-serve --model-dir dist/model.tar.gz   SageMaker wire protocol on 127.0.0.1
     lookalike cloud-upload DIR      upload images to S3 under their content-addressed keys
     lookalike cloud-index DIR       upload, then embed through SageMaker into OpenSearch
     lookalike push --to opensearch  copy the local index into OpenSearch without re-embedding
+
+The model archive runs locally under the real SageMaker serving stack with ``make sagemaker-local``
+(TorchServe + the SageMaker toolkit in their own virtualenv; see scripts/sagemaker_local.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -26,18 +27,6 @@ def _images(folder: Path) -> list[Path]:
     if not root.is_dir():
         raise LookalikeError(f"{root} is not a folder", code="not_a_folder")
     return list(walk_images(root))
-
-
-def cmd_sagemaker_serve(args: argparse.Namespace) -> int:
-    from ..artifacts import sagemaker_server
-
-    # A fresh interpreter (-I) runs the server file, so the archive's own code/ and vendored
-    # lookalike modules are imported, not this installed copy.
-    argv = [sys.executable, "-I", sagemaker_server.__file__, "--model-dir", str(args.model_dir),
-            "--host", args.host, "--port", str(args.port), "--endpoint-name", args.endpoint_name]
-    sys.stdout.flush()
-    os.execv(sys.executable, argv)
-    return 0  # not reached
 
 
 def cmd_cloud_upload(args: argparse.Namespace) -> int:
@@ -89,13 +78,6 @@ def cmd_cloud_index(args: argparse.Namespace) -> int:
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     _register_push(subparsers)
-    p = subparsers.add_parser("sagemaker-serve", help="serve a model archive over SageMaker's wire protocol")
-    p.add_argument("--model-dir", type=Path, required=True, help="dist/model.tar.gz or its extracted folder")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--endpoint-name", default="lookalike", help="endpoint name boto3 clients must use")
-    p.set_defaults(func=cmd_sagemaker_serve)
-
     cloud = cloud_options()
     p = subparsers.add_parser("cloud-upload", parents=[cloud], help="upload a folder of images to S3")
     p.add_argument("folder", type=Path)

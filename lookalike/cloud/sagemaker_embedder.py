@@ -9,6 +9,10 @@ as PNG. The Lambda uses the first path, batch indexing (``lookalike cloud-index`
 Vectors come back as a ``(n, dim) float32`` numpy array where numpy is installed; the Lambda
 package has no numpy and gets a list of ``n`` lists of ``dim`` floats (what the OpenSearch
 client sends anyway).
+
+Errors the endpoint answers with become the error the local API gives for the same image
+(:func:`model_error`); nothing of the container's answer but lookalike's own JSON error reaches
+a client, never its traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BackendUnavailable, InvalidInput, UpstreamError
+from .. import limits
+from ..errors import BackendUnavailable, InvalidInput, LookalikeError, PayloadTooLarge, UpstreamError
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +35,13 @@ logger = logging.getLogger(__name__)
 MAX_PAYLOAD = 5_800_000
 RETRYABLE = {"ThrottlingException", "Throttling", "TooManyRequestsException", "ModelNotReadyException",
              "ServiceUnavailable", "InternalFailure", "InternalDependencyException"}
+# lookalike's own errors the container may answer, by status: passed on as they are, since the
+# local API answers the same status and code for the same bytes (inference.py decodes with the
+# same code). Anything else from the model (415: the embedder's content type or Accept; TorchServe's
+# own errors; 5xx) is a fault between this embedder and the endpoint, never the client's: 502, or
+# 503 while no worker is free.
+IMAGE_ERRORS = {400: (InvalidInput, {"invalid_image", "invalid_input"}),
+                413: (PayloadTooLarge, {"image_too_large", "payload_too_large"})}
 
 
 class EncodedImage:
@@ -59,10 +71,11 @@ class SageMakerEmbedder:
     """``encode(images) -> (n, dim) float32`` computed by a SageMaker endpoint.
 
     ``name`` and ``dim`` are asked from the endpoint on first use (an empty batch) unless given.
-    Throttling and transient endpoint errors are retried with exponential backoff and jitter;
-    what remains maps to :class:`~lookalike.errors.BackendUnavailable` (503: unreachable,
-    missing or overloaded endpoint) or :class:`~lookalike.errors.UpstreamError` (502: the model
-    answered with an error or nonsense).
+    Throttling and transient endpoint errors are retried with exponential backoff and jitter
+    (a read timeout is not: the model may still be at work); what remains maps to
+    :class:`~lookalike.errors.BackendUnavailable` (503: unreachable, missing, overloaded or too
+    slow endpoint), the image's own error (:func:`model_error`: 400, 413) or
+    :class:`~lookalike.errors.UpstreamError` (502: the model failed or answered nonsense).
     """
 
     def __init__(self, endpoint: str, client, *, name: str | None = None, dim: int | None = None,
@@ -111,18 +124,24 @@ class SageMakerEmbedder:
 
     # ----- internals ---------------------------------------------------------------------
     def _batches(self, images: Sequence[bytes]):
+        """Requests that fit the endpoint: at most ``max_payload`` bytes of JSON, MAX_IMAGES_PER_REQUEST
+        images and DECODE_BUDGET_PIXELS pixels (from the headers). The container decodes a whole batch
+        at once: 16 flat 40 MP PNGs are 2.8 MB of JSON but took its worker to 3 GB."""
+        from ..imaging import image_pixels
+
         batch: list[bytes] = []
-        size = 0
+        size = pixels = 0
         for data in images:
-            encoded = (len(data) + 2) // 3 * 4 + 4
+            encoded, area = (len(data) + 2) // 3 * 4 + 4, image_pixels(data)
             if len(data) > self.max_payload:
-                raise InvalidInput(f"Image of {len(data)} bytes is larger than the model endpoint accepts "
-                                   f"({self.max_payload} bytes).", code="image_too_large")
-            if batch and size + encoded > self.max_payload:
+                raise PayloadTooLarge(f"Image of {len(data)} bytes is larger than the model endpoint accepts "
+                                      f"({self.max_payload} bytes).")
+            if batch and (size + encoded > self.max_payload or len(batch) == limits.MAX_IMAGES_PER_REQUEST
+                          or pixels + area > limits.DECODE_BUDGET_PIXELS):
                 yield batch
-                batch, size = [], 0
+                batch, size, pixels = [], 0, 0
             batch.append(data)
-            size += encoded
+            size, pixels = size + encoded, pixels + area
         if batch:
             yield batch
 
@@ -146,7 +165,7 @@ class SageMakerEmbedder:
         return rows
 
     def _invoke(self, body: bytes, content_type: str) -> dict:
-        from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+        from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError, ReadTimeoutError
 
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -161,13 +180,17 @@ class SageMakerEmbedder:
                     self._sleep(attempt, code)
                     continue
                 raise self._map(exc, code, status) from None
+            except ReadTimeoutError:  # the model may still be working on it: no second request on top
+                raise BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} did not answer in time.") from None
             except (ConnectionError, HTTPClientError) as exc:
                 if attempt < self.max_attempts:
                     self._sleep(attempt, type(exc).__name__)
                     continue
-                raise BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} is unreachable: {exc}") from None
+                logger.warning("SageMaker %s unreachable: %s", self.endpoint, exc)
+                raise BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} is unreachable.") from None
             except BotoCoreError as exc:
-                raise BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} could not be called: {exc}") from None
+                logger.warning("SageMaker %s could not be called: %s", self.endpoint, exc)
+                raise BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} could not be called.") from None
         try:
             answer = json.loads(raw)
         except ValueError:
@@ -182,15 +205,53 @@ class SageMakerEmbedder:
                        self.max_attempts - 1, delay)
         time.sleep(delay)
 
-    def _map(self, exc, code: str, status: int):
-        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+    def _map(self, exc, code: str, status: int) -> LookalikeError:
+        """A ClientError → a client-safe error; the service's own message (account ids, ARNs) is logged."""
         if code == "ModelError":
-            original = exc.response.get("OriginalStatusCode")
-            # The container's message is followed by its traceback: keep the first line only.
-            detail = ((exc.response.get("OriginalMessage") or message).strip().splitlines() or [""])[0][:300]
-            return UpstreamError(f"The model endpoint {self.endpoint!r} failed (status {original}): {detail}")
+            return model_error(exc.response.get("OriginalStatusCode"), exc.response.get("OriginalMessage"),
+                               self.endpoint)
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        logger.warning("SageMaker %s: %s (%s): %s", self.endpoint, code, status, message)
         if code == "ValidationError" and "not found" in message:
-            return BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} does not exist: {message}")
+            return BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} does not exist.")
         if code in RETRYABLE or status in (429, 503):
-            return BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} is busy or unavailable: {message}")
-        return UpstreamError(f"SageMaker endpoint {self.endpoint!r} refused the request ({code}): {message}")
+            return BackendUnavailable(f"SageMaker endpoint {self.endpoint!r} is busy or unavailable.")
+        return UpstreamError(f"SageMaker endpoint {self.endpoint!r} refused the request ({code}).")
+
+
+def _lookalike_error(original: str) -> dict | None:
+    """``{"code", "message"}`` when the container's answer starts with lookalike's JSON error.
+
+    The toolkit answers ``message + "\\n" + traceback`` with no content type (the message is the
+    JSON ``inference.py`` puts into the exception), so only the first line is read."""
+    first = original.lstrip().split("\n", 1)[0]
+    try:
+        error = json.loads(first).get("error")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(error, dict) and isinstance(error.get("code"), str) and isinstance(error.get("message"), str):
+        return {"code": error["code"], "message": " ".join(error["message"].split())[:500]}
+    return None
+
+
+def model_error(status: Any, original: Any, endpoint: str) -> LookalikeError:
+    """A ModelError's ``OriginalStatusCode`` and ``OriginalMessage`` → the error a client sees.
+
+    A 400/413 carrying lookalike's JSON error about the image is that same error; TorchServe's
+    own 413 (its request size cap, an empty body) is ``payload_too_large``; no answer in time
+    (status 0) or no free worker (503) is 503; everything else is 502. The container's text
+    goes to the log, never into the returned message."""
+    status = status if isinstance(status, int) else 0
+    original = original if isinstance(original, str) else ""
+    error = _lookalike_error(original)
+    kind, codes = IMAGE_ERRORS.get(status, (None, ()))
+    if kind is not None and error and error["code"] in codes:
+        return kind(error["message"], code=error["code"])
+    first = original.strip().split("\n", 1)[0][:300]
+    logger.warning("SageMaker %s: model answered %s: %s", endpoint, status, first or "(empty body)")
+    if status == 413:
+        return PayloadTooLarge("The image is larger than the model endpoint accepts.")
+    if status in (0, 503):
+        return BackendUnavailable(f"The model endpoint {endpoint!r} is busy or did not answer in time.")
+    what = f"{status} {error['code']}" if error else str(status)
+    return UpstreamError(f"The model endpoint {endpoint!r} failed ({what}).")

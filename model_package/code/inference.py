@@ -24,7 +24,7 @@ from lookalike import limits
 from lookalike.embedders.onnx import OnnxEmbedder
 from lookalike.embedders.preprocess import PreprocessSpec
 from lookalike.errors import InvalidInput, LookalikeError, PayloadTooLarge, UnsupportedMediaType
-from lookalike.imaging import decode_base64, decode_image
+from lookalike.imaging import decode_base64, decode_image, image_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ LIMITS = {"max_image_pixels": limits.MAX_IMAGE_PIXELS}
 
 try:  # inside the SageMaker containers: the toolkit maps this base class to the HTTP status
     from sagemaker_inference.errors import BaseInferenceToolkitError as _StatusError
-except ImportError:  # elsewhere (tests, the local SageMaker-protocol server): same attributes
+except ImportError:  # elsewhere (unit tests load this file without the toolkit): same attributes
     class _StatusError(Exception):
         def __init__(self, status_code: int, message: str, phrase: str):
             super().__init__(status_code, message, phrase)
@@ -85,7 +85,14 @@ def _decode_json(body, content_type: str) -> list:
         raise InvalidInput("'images' must be a list of base64 strings.")
     if len(items) > MAX_BATCH:
         raise PayloadTooLarge(f"At most {MAX_BATCH} images per request, got {len(items)}.")
-    return [decode_image(decode_base64(item), max_pixels=LIMITS["max_image_pixels"]) for item in items]
+    data = [decode_base64(item) for item in items]
+    # A few KB of base64 can hold 40 MP each: a batch is refused before decoding when its images
+    # together exceed the budget a local server decodes at once (16 such images took a worker to 3 GB).
+    total = sum(image_pixels(d) for d in data)
+    if len(data) > 1 and total > limits.DECODE_BUDGET_PIXELS:
+        raise PayloadTooLarge(f"The images of one request hold {total} pixels; at most {limits.DECODE_BUDGET_PIXELS} "
+                              "in a batch: send fewer or smaller images per request.")
+    return [decode_image(d, max_pixels=LIMITS["max_image_pixels"]) for d in data]
 
 
 DECODERS = {JSON: _decode_json, **{media: _decode_raw for media in IMAGE_TYPES}}

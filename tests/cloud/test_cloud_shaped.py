@@ -1,7 +1,8 @@
 """The cloud deployment, shaped on 127.0.0.1: the Lambda handler (in-process and as the built zip
-under Python 3.12) with the Terraform environment variables, the model archive behind a
-SageMaker-protocol server, the OpenSearch stand-in (SigV4 verified) filled by ``lookalike push``,
-and moto's S3 holding the demo images. Answers must equal the local FAISS search and API."""
+under Python 3.12) with the Terraform environment variables, the model archive under the real
+SageMaker serving stack (TorchServe + toolkit, tests/cloud/conftest.py) behind AWS's InvokeEndpoint
+front door, the OpenSearch stand-in (SigV4 verified) filled by ``lookalike push``, and moto's S3
+holding the demo images. Answers, and errors, must equal the local FAISS search and API."""
 
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ from tests.support.cloud import (
     AWS_TEST_ENV,
     EVENTS,
     FIXTURE_IMAGE,
+    REGION,
+    Endpoint,
     MotoServer,
-    SageMakerServer,
     bad_inputs,
-    build_model_archive,
     load_event,
     run_in_runtime,
     runtime_boto3_dir,
@@ -45,7 +46,6 @@ from tests.support.opensearch_standin import OpenSearchStandin, SigV4Auth
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # starts real servers on 127.0.0.1
 
-REGION = "eu-west-1"
 BUCKET = "lookalike-images-test"
 PREFIX = "images/"
 ORIGIN = "https://lookalike.example.com"
@@ -55,7 +55,7 @@ INDEX = "demo"
 
 @dataclass
 class Cloud:
-    sagemaker: SageMakerServer
+    sagemaker: Endpoint
     moto: MotoServer
     opensearch: OpenSearchStandin
 
@@ -83,15 +83,13 @@ class Cloud:
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory, demo_index_dir, demo_dir):
-    archive = build_model_archive(tmp_path_factory.mktemp("dist") / "model.tar.gz")
+def cloud(sagemaker, demo_index_dir, demo_dir):
     started = []
     try:
-        started.append(SageMakerServer(archive, endpoint="lookalike-test"))
         started.append(MotoServer())
         started.append(OpenSearchStandin(auth=SigV4Auth(AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],
                                                         AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"], REGION, "es")).start())
-        cloud = Cloud(*started)
+        cloud = Cloud(sagemaker, *started)
         cloud.moto.s3().create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         cloud.cli("push", "--to", "opensearch", "--url", cloud.opensearch.url, "--index-name", INDEX,
                   "--index-dir", str(demo_index_dir), "--auth", "sigv4", "--region", REGION, "--quiet")
@@ -170,6 +168,22 @@ def test_more_queries_equal_local(handler, local):
         assert status == 200 and [r["id"] for r in body["results"]] == [r["id"] for r in expected], path
 
 
+def test_search_by_id_reads_the_stored_vector_from_opensearch(handler, local, cloud, sha_to_file):
+    """{"id"} through the Lambda: the vector comes from OpenSearch (_mget), the endpoint is not called,
+    and the answer equals the local "more like this"; an unknown id is the local API's 404."""
+    query_id = local.search(SearchRequest(image=FIXTURE_IMAGE.read_bytes(), k=1)).results[0].id
+    cloud.opensearch.requests.clear()
+    status, body, _ = answer(handler, with_body("search", json.dumps({"id": query_id, "k": 6})))
+    assert cloud.opensearch.requests_to(r"_mget")  # the stored vector, read from OpenSearch
+    expected = local.search(SearchRequest(id=query_id, k=6)).to_dict()["results"]
+    assert status == 200 and query_id not in [r["id"] for r in body["results"]]
+    assert [r["id"] for r in body["results"]] == [r["id"] for r in expected]
+    np.testing.assert_allclose([r["score"] for r in body["results"]], [r["score"] for r in expected], atol=1e-4)
+    check_presigned(body["results"][0]["url"], body["results"][0]["id"], sha_to_file)
+    status, body, _ = answer(handler, with_body("search", json.dumps({"id": "0123456789abcdef", "k": 6})))
+    assert status == 404 and body["error"]["code"] == "not_found"
+
+
 BAD = bad_inputs()
 
 
@@ -185,6 +199,7 @@ def test_bad_input_same_status_and_code_as_local_api(handler, local_api, name):
     reference = local_api.post("/search", **request)
     assert (status, body["error"]["code"]) == (reference.status_code, reference.json()["error"]["code"])
     assert 400 <= status < 500 and headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "Traceback" not in json.dumps(body)
 
 
 def test_preflight_and_health(handler, cloud):
@@ -219,13 +234,45 @@ def test_missing_endpoint_is_503(cloud):
     assert status == 503 and "does not exist" in body["error"]["message"]
 
 
-def test_model_error_is_502(cloud):
-    """A limit mismatch (the function allows more pixels than the endpoint) surfaces as 502."""
+def assert_clean(response: dict) -> dict:
+    """A JSON error as the local API writes it: nothing of the container's traceback or paths."""
+    assert response["headers"]["Content-Type"] == "application/json"
+    body = json.loads(response["body"])
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    for leak in ("Traceback", 'File "', "sagemaker_inference", ".py", "InferenceError", "\n", "{"):
+        assert leak not in body["error"]["message"], (leak, response["body"])
+    return body["error"]
+
+
+def test_endpoint_pixel_limit_gives_the_local_413(cloud, local_api):
+    """A limit mismatch (the function allows more pixels than the archive): the container refuses
+    the bomb with its 413 and the client gets the local API's 413 image_too_large, not a 502."""
+    event, request = BAD["bomb"]
     with pytest.MonkeyPatch.context() as mp:
         app = app_with(cloud, mp, LOOKALIKE_MAX_IMAGE_PIXELS="100000000")
-        event, _ = BAD["bomb"]
-        status, body, _ = answer(app.handle, event)
-    assert status == 502 and body["error"]["code"] == "bad_gateway" and "413" in body["error"]["message"]
+        response = app.handle(event, None)
+    error = assert_clean(response)
+    reference = local_api.post("/search", **request)
+    assert (response["statusCode"], error["code"]) == (reference.status_code, reference.json()["error"]["code"]) \
+        == (413, "image_too_large")
+    assert "40000000" in error["message"]  # the archive's own limit, in lookalike's words
+
+
+@pytest.mark.parametrize("name", ["not_an_image", "truncated"])
+def test_container_refusing_the_image_gives_the_local_400(cloud, local_api, monkeypatch, name):
+    """With the Lambda's own decode skipped (as in a function older than its model archive), the
+    image reaches the real container, whose 400 + traceback becomes the local API's 400 JSON."""
+    import lookalike.cloud.service
+
+    monkeypatch.setattr(lookalike.cloud.service, "decode_image", lambda data, max_pixels: None)
+    event, request = BAD[name]
+    with pytest.MonkeyPatch.context() as mp:
+        app = app_with(cloud, mp)
+        response = app.handle(event, None)
+    error = assert_clean(response)
+    reference = local_api.post("/search", **request)
+    assert (response["statusCode"], error) == (reference.status_code, reference.json()["error"])
+    assert (response["statusCode"], error["code"]) == (400, "invalid_image")
 
 
 def test_built_zip_under_python312(cloud, tmp_path_factory, local, sha_to_file):

@@ -1,5 +1,6 @@
 """SageMakerEmbedder against a scripted SageMaker runtime on 127.0.0.1: real boto3, real HTTP,
-answers and failures in the shapes the service uses (throttling, ModelError, missing endpoint)."""
+answers and failures in the shapes the service uses (throttling, ModelError, missing endpoint),
+and the error bodies captured from the real container (tests/fixtures/sagemaker/) replayed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import functools
 import io
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -15,9 +17,11 @@ import pytest
 from PIL import Image
 
 from lookalike.cloud.sagemaker_embedder import EncodedImage, SageMakerEmbedder
-from lookalike.errors import BackendUnavailable, InvalidInput, UpstreamError
+from lookalike import limits
+from lookalike.errors import BackendUnavailable, InvalidInput, PayloadTooLarge, UpstreamError
 from tests.support.cloud import AWS_TEST_ENV
-from tests.conftest import free_port
+from tests.support.invoke_endpoint import model_error_body
+from tests.conftest import ROOT, free_port
 
 DIM = 4
 
@@ -53,7 +57,9 @@ class ScriptedRuntime:
         if path != f"/endpoints/{self.endpoint}/invocations":
             return error(400, "ValidationError", {"message": f"Endpoint {path.split('/')[2]} of account 1 not found."})
         if self.script:
-            return self.script.pop(0)
+            status, headers, payload, *delay = self.script.pop(0)
+            time.sleep(delay[0] if delay else 0)
+            return status, headers, payload
         if content_type == "application/json":
             images = [base64.b64decode(s) for s in json.loads(body)["images"]]
         else:
@@ -134,8 +140,9 @@ def test_payload_limit_splits_requests_and_single_images_go_raw(runtime):
     small = embedder(runtime.url, max_payload=12_000)
     assert small.encode(images).shape == (4, DIM)
     assert [r[1] for r in runtime.requests] == ["application/octet-stream"] * 4
-    with pytest.raises(InvalidInput):
+    with pytest.raises(PayloadTooLarge) as excinfo:  # what the local API answers for a body too large
         embedder(runtime.url, max_payload=5_000).encode(images[:1])
+    assert (excinfo.value.status, excinfo.value.code) == (413, "payload_too_large")
 
 
 def test_encoded_images_are_forwarded_as_they_are(runtime):
@@ -168,14 +175,79 @@ def test_throttling_that_persists_is_503(runtime):
     assert len(runtime.requests) == 3
 
 
-def test_model_error_is_502_with_the_first_line_only(runtime):
-    message = '{"error": {"code": "invalid_image", "message": "bad"}}\nTraceback (most recent call last):\n  ...'
-    runtime.script = [error(424, "ModelError", {"ErrorCode": "CLIENT_ERROR_FROM_MODEL", "OriginalStatusCode": 400,
-                                               "OriginalMessage": message, "Message": "Received client error"})]
-    with pytest.raises(UpstreamError) as excinfo:
-        embedder(runtime.url).encode([png_image((1, 1, 1))])
-    assert excinfo.value.status == 502 and "status 400" in excinfo.value.message
-    assert "Traceback" not in excinfo.value.message and "invalid_image" in excinfo.value.message
+CAPTURED = {case["name"]: case for case in
+            json.loads((ROOT / "tests" / "fixtures" / "sagemaker" / "errors.json").read_text())["cases"]}
+# What the client gets for each error the real container answered with (the local API's answer
+# for the same image; 502/503 for what is not the image's fault).
+EXPECTED = {
+    "not_an_image": (400, "invalid_image"), "truncated_png": (400, "invalid_image"),
+    "invalid_json": (400, "invalid_input"), "invalid_base64": (400, "invalid_input"),
+    "pixel_bomb": (413, "image_too_large"), "too_many_images": (413, "payload_too_large"),
+    "over_torchserve_size_limit": (413, "payload_too_large"),
+    "unsupported_content_type": (502, "bad_gateway"), "no_content_type": (502, "bad_gateway"),
+    "unsupported_accept": (502, "bad_gateway"), "json_not_utf8": (502, "bad_gateway"),
+    "no_worker": (503, "backend_unavailable"),
+}
+
+
+def model_error_answer(status: int, body: str):
+    """What SageMaker returns for a container's non-2xx answer (424 ModelError)."""
+    return error(424, "ModelError", model_error_body(status, body, "ep", "eu-west-1"))
+
+
+def clean(message: str) -> bool:
+    return not any(leak in message for leak in ("Traceback", 'File "', "/", "\n", "InferenceError", "Exception"))
+
+
+def test_every_captured_answer_has_an_expectation():
+    assert set(EXPECTED) == set(CAPTURED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_captured_container_errors_become_the_local_ones(runtime, name):
+    answer = CAPTURED[name]["answer"]
+    runtime.script = [model_error_answer(answer["status"], answer["body"])]
+    with pytest.raises((InvalidInput, PayloadTooLarge, UpstreamError, BackendUnavailable)) as excinfo:
+        embedder(runtime.url, name="toy", dim=DIM).encode_bytes([b"image"])
+    assert (excinfo.value.status, excinfo.value.code) == EXPECTED[name]
+    assert clean(excinfo.value.message), excinfo.value.message
+    first = answer["body"].split("\n", 1)[0]
+    if excinfo.value.status in (400, 413) and first:  # lookalike's own message, word for word
+        assert excinfo.value.message == json.loads(first)["error"]["message"]
+    assert len(runtime.requests) == 1  # a model error is not retried
+
+
+def test_read_timeout_is_503_and_not_retried(runtime):
+    from lookalike.cloud.aws import sagemaker_runtime_client
+    from lookalike.config import Settings
+
+    impatient = sagemaker_runtime_client(Settings.from_env({"AWS_REGION": "eu-west-1"}, endpoint_url=runtime.url),
+                                         read_timeout=0.3)
+    runtime.script = [(200, {"Content-Type": "application/json"}, b"{}", 1.0)]
+    with pytest.raises(BackendUnavailable, match="did not answer in time"):
+        SageMakerEmbedder("ep", impatient, name="toy", dim=DIM, backoff=0.001).encode_bytes([b"image"])
+    assert len(runtime.requests) == 1
+
+
+def test_batches_hold_at_most_the_endpoint_s_image_count(runtime):
+    images = [png_image((i, 0, 0), size=(2, 2)) for i in range(limits.MAX_IMAGES_PER_REQUEST + 6)]
+    assert embedder(runtime.url).encode(images).shape == (len(images), DIM)
+    sizes = [len(json.loads(body)["images"]) for _, _, body in runtime.requests]
+    assert sizes == [limits.MAX_IMAGES_PER_REQUEST, 6]
+
+
+def test_batches_hold_at_most_the_decode_budget_in_pixels(runtime):
+    """Few bytes, many pixels (flat 20 MP PNGs): two per request under the 48 MP budget, not all."""
+    side = int((limits.DECODE_BUDGET_PIXELS * 0.4) ** 0.5)
+    out = io.BytesIO()
+    Image.new("RGB", (side, side), (5, 6, 7)).save(out, format="PNG")
+    flat = out.getvalue()
+    runtime.script = [(200, {"Content-Type": "application/json"},
+                       json.dumps({"vectors": [[0.0] * DIM] * n, "dim": DIM, "model": "toy"}).encode())
+                      for n in (2, 2, 1)]
+    assert embedder(runtime.url, name="toy", dim=DIM).encode_bytes([flat] * 5).shape == (5, DIM)
+    assert [r[1] for r in runtime.requests] == ["application/json"] * 2 + ["application/octet-stream"]
+    assert [len(json.loads(r[2])["images"]) for r in runtime.requests[:2]] == [2, 2]
 
 
 def test_unknown_endpoint_is_503(runtime):

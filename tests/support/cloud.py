@@ -1,19 +1,23 @@
-"""Helpers for the cloud tests: API Gateway event fixtures and local stand-ins of AWS services
-(moto's S3 and the SageMaker-protocol server), each a real process on 127.0.0.1 stopped by PID."""
+"""Helpers for the cloud tests: API Gateway event fixtures, moto's S3 on 127.0.0.1 (stopped by
+PID), and what the real SageMaker serving stack needs (its virtualenv, an archive it can install)."""
 
 from __future__ import annotations
 
 import copy
 import functools
 import glob
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import CACHE_DIR, ROOT, ServerProcess, command_env, free_port
+from tests.support.invoke_endpoint import InvokeEndpointForwarder
+from tests.support.sagemaker_container import SageMakerContainer
 
 EVENTS = ROOT / "tests" / "fixtures" / "events"
 FIXTURE_IMAGE = ROOT / "data" / "demo" / "birds" / "adelaide-rosella.png"  # the image inside search*.json
@@ -38,18 +42,6 @@ def _clean_env(extra: dict | None = None) -> dict:
     return command_env({**AWS_TEST_ENV, **(extra or {})}, drop=("LOOKALIKE_", "AWS_"))
 
 
-class SageMakerServer(ServerProcess):
-    """``lookalike sagemaker-serve`` over a model archive: a SageMaker endpoint on 127.0.0.1."""
-
-    name = "sagemaker"
-
-    def __init__(self, model: Path, endpoint: str = "lookalike"):
-        self.port, self.endpoint = free_port(), endpoint
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._start([sys.executable, "-m", "lookalike.cli", "sagemaker-serve", "--model-dir", str(model),
-                     "--port", str(self.port), "--endpoint-name", endpoint], self.url + "/ping", _clean_env())
-
-
 class MotoServer(ServerProcess):
     """moto's server (S3 and more) on 127.0.0.1; state lives in the process."""
 
@@ -68,12 +60,67 @@ class MotoServer(ServerProcess):
                             aws_secret_access_key="test")
 
 
-def build_model_archive(out: Path) -> Path:
-    """``dist/model.tar.gz`` as ``make build`` makes it (default backbone, shared model cache), minus
-    ``code/wheels/``: the local server runs in this virtualenv, which has them installed."""
+# ----- the real SageMaker serving stack ---------------------------------------------------
+# Under .cache/ (never committed): a fresh clone builds them once, re-runs reuse them.
+SAGEMAKER_VENV = ROOT / ".cache" / "sagemaker-container-venv"
+ENDPOINT = "lookalike-test"
+REGION = "eu-west-1"
+
+
+@dataclass
+class Endpoint:
+    """A SageMaker endpoint on 127.0.0.1 (the ``sagemaker`` fixture of tests/cloud/conftest.py):
+    the real container behind the InvokeEndpoint forwarder, whose ``url`` is boto3's endpoint_url."""
+
+    container: SageMakerContainer
+    forwarder: InvokeEndpointForwarder
+    endpoint: str = ENDPOINT
+
+    @property
+    def url(self) -> str:
+        return self.forwarder.url
+
+    def runtime(self, **config):
+        """A boto3 ``sagemaker-runtime`` client of this endpoint (no retries of its own)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("sagemaker-runtime", endpoint_url=self.url, region_name=REGION,
+                            aws_access_key_id=AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+                            config=Config(retries={"mode": "standard", "total_max_attempts": 1}, **config))
+
+
+def sagemaker_venv() -> Path:
+    """TorchServe + the SageMaker toolkit in their own virtualenv, without lookalike (the script is
+    idempotent: about 90 s the first time, instant after)."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "sagemaker_container_venv.sh"), str(SAGEMAKER_VENV)],
+                   check=True, timeout=1200)
+    return SAGEMAKER_VENV
+
+
+def model_wheels(python: Path) -> Path:
+    """The wheels of ``code/requirements.txt`` for ``python``'s version, downloaded once per
+    requirements and constraints (PyPI), into .cache/."""
+    from lookalike.artifacts.packaging import MODEL_CODE, MODEL_CONSTRAINTS, download_model_wheels
+
+    version = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    key = hashlib.sha256((MODEL_CODE / "requirements.txt").read_bytes() + MODEL_CONSTRAINTS.read_bytes()).hexdigest()
+    target = ROOT / ".cache" / f"model-wheels-py{version}"
+    marker = target / ".downloaded"
+    if not (marker.is_file() and marker.read_text() == key):
+        download_model_wheels(target, python_version=version)
+        marker.write_text(key)
+    return target
+
+
+def build_model_archive(out: Path, python: Path) -> Path:
+    """``dist/model.tar.gz`` as ``make build`` makes it (default backbone, shared model cache), with
+    the offline wheels for the container's ``python``: the container installs them at start."""
     from lookalike.artifacts.packaging import build_model_archive as build
 
-    return build(out, backbone="efficientnet-lite2", cache_dir=CACHE_DIR)
+    return build(out, backbone="efficientnet-lite2", cache_dir=CACHE_DIR, wheels_dir=model_wheels(python))
 
 
 # ----- the Lambda package in a bare Python 3.12 -------------------------------------------

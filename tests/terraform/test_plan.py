@@ -293,3 +293,75 @@ def test_missing_build_stops_the_plan(terraform, prod_dir, tmp_path):
     message = " ".join(proc.stderr.replace("│", " ").split())
     assert f"No model archive at {tmp_path}/model.tar.gz: run `make build` first." in message
     assert f"No Lambda package at {tmp_path}/lambda.zip: run `make build` first." in message
+
+
+
+
+def test_batch_transform_runs_the_endpoints_archive_under_a_role_of_its_own(plan):
+    """The model transform jobs run has the endpoint's image, archive and environment; its role
+    reads the archive, the manifests and the input prefixes and writes the output prefix (the
+    policy's dynamic statements, ListBucket and KMS, are checked on moto in test_emulator.py)."""
+    values = planned(plan)
+    model = values["module.batch_transform.aws_sagemaker_model.this[0]"]
+    served = values["module.inference_endpoint.aws_sagemaker_model.this[0]"]["primary_container"][0]
+    container = model["primary_container"][0]
+    assert container["image"] == served["image"] and container["environment"] == served["environment"]
+    assert container["environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert model["enable_network_isolation"] is True  # the archive brings its wheels
+    call = module_config(plan, "batch_transform")["expressions"]
+    assert "module.artifacts.model_archive_url" in refs(call["model_data_url"])  # as the endpoint's model
+    assert "module.artifacts.model_archive_url" in refs(module_config(plan, "inference_endpoint")["expressions"]
+                                                        ["model_data_url"])
+    assert "module.inference_endpoint.image_uri" in refs(call["image_uri"])
+    assert "module.inference_endpoint.container_environment" in refs(call["environment"])
+    assert {"module.artifacts.images_bucket_name", "module.artifacts.images_prefix",
+            "var.batch.input_prefixes"} <= refs(call["input_prefixes"])
+    assert {"module.artifacts.artifacts_bucket_name", "module.artifacts.artifacts_bucket_arn"} <= refs(call["artifacts"])
+    assert "module.artifacts.kms_key_arn" in refs(call["kms_key_arn"])
+    role = values["module.batch_transform.aws_iam_role.this[0]"]
+    assert role["name"] == "lookalike-prod-batch-transform"
+    assert [s["Principal"] for s in policy_statements(role["assume_role_policy"])] == [
+        {"Service": "sagemaker.amazonaws.com"}]
+
+    doc = resource_config(plan, "batch_transform", "data.aws_iam_policy_document.this")["expressions"]
+    statements = {st["sid"]["constant_value"]: st for st in doc["statement"]}
+    s3_grants = {sid: st["actions"]["constant_value"] for sid, st in statements.items()
+                 if any(a.startswith("s3:") for a in st["actions"]["constant_value"])}
+    assert s3_grants == {"ReadModelArchive": ["s3:GetObject"], "ReadJobManifests": ["s3:GetObject"],
+                         "ReadInputImages": ["s3:GetObject"],
+                         "WriteJobOutputs": ["s3:PutObject", "s3:AbortMultipartUpload"]}
+    assert refs(statements["ReadModelArchive"]["resources"]) == {"var.model_data_object_arn"}
+    assert refs(statements["ReadJobManifests"]["resources"]) == {"local.manifests_arn"}
+    assert "local.inputs" in refs(statements["ReadInputImages"]["resources"])
+    assert refs(statements["WriteJobOutputs"]["resources"]) == {"local.outputs_arn"}
+
+    # What `make ingest` exports: the stack's settings for `lookalike cloud-batch`.
+    ingest = plan["output_changes"]["batch_ingest_environment"]
+    assert {k: ingest["after"][k] for k in ingest["after"] if k.startswith("LOOKALIKE_TRANSFORM_")} == {
+        "LOOKALIKE_TRANSFORM_INSTANCE_TYPE": "ml.c5.xlarge", "LOOKALIKE_TRANSFORM_INSTANCE_COUNT": "2",
+        "LOOKALIKE_TRANSFORM_MAX_CONCURRENT": "4", "LOOKALIKE_TRANSFORM_MAX_PAYLOAD_MB": "6"}
+    assert {"LOOKALIKE_TRANSFORM_MODEL", "LOOKALIKE_TRANSFORM_PREFIX", "LOOKALIKE_TRANSFORM_INPUT_PREFIXES",
+            "LOOKALIKE_TRANSFORM_KMS_KEY", "LOOKALIKE_OPENSEARCH_URL", "LOOKALIKE_IMAGES_BUCKET"} == set(
+        ingest["after_unknown"])  # known after apply (bucket, key, domain, model names)
+    assert (ingest["after"]["LOOKALIKE_OPENSEARCH_AUTH"], ingest["after"]["AWS_REGION"]) == ("sigv4", "eu-west-1")
+    from lookalike.config import Settings
+
+    settings = Settings.from_env({k: v for k, v in ingest["after"].items()})  # every value valid for the CLI
+    assert (settings.transform_instance_count, settings.transform_max_concurrent) == (2, 4)
+
+
+
+@pytest.mark.parametrize("batch, expected", [
+    ({"input_prefixes": ["s3://photos/*"]}, ["batch.input_prefixes must be s3://BUCKET/PREFIX/ URLs"]),
+    ({"instance_type": "c5.xlarge", "max_concurrent_transforms": 20},
+     ['job.instance_type must be a SageMaker instance type such as "ml.c5.xlarge"',
+      "job.max_concurrent_transforms x job.max_payload_mb at most 100"]),
+])
+def test_bad_batch_settings_are_rejected_with_clear_messages(terraform, prod_dir, tmp_path, batch, expected):
+    settings = tmp_path / "bad-batch.tfvars.json"
+    settings.write_text(json.dumps({"batch": batch}))
+    proc = terraform.run(prod_dir, "plan", "-input=false", "-no-color", f"-var-file={settings}", check=False)
+    assert proc.returncode != 0
+    message = " ".join(proc.stderr.replace("│", " ").split())
+    for text in expected:
+        assert text in message

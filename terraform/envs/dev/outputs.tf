@@ -7,6 +7,7 @@ output "images_bucket" { value = module.lookalike.images_bucket }
 output "images_prefix" { value = module.lookalike.images_prefix }
 output "lambda_function_name" { value = module.lookalike.lambda_function_name }
 output "cloud_index_environment" { value = module.lookalike.cloud_index_environment }
+output "batch_ingest_environment" { value = module.lookalike.batch_ingest_environment }
 output "lambda_environment" { value = module.lookalike.lambda_environment }
 
 output "api_key" {

@@ -24,6 +24,13 @@ sagemaker = {
   max_concurrency   = 2
 }
 
+# Batch ingest (`make ingest ENV=dev IMAGES=s3://...`); prefixes beyond the images bucket's images/
+# go into input_prefixes (each s3://BUCKET/PREFIX/).
+batch = {
+  instance_type  = "ml.c5.xlarge"
+  instance_count = 1
+}
+
 api = {
   rate_limit      = 5
   burst_limit     = 10

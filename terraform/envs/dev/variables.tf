@@ -7,5 +7,6 @@ variable "force_destroy" { type = bool }
 variable "log_retention_days" { type = number }
 variable "opensearch" { type = any }
 variable "sagemaker" { type = any }
+variable "batch" { type = any }
 variable "api" { type = any }
 variable "website" { type = any }

@@ -7,6 +7,7 @@ module "lookalike" {
   log_retention_days = var.log_retention_days
   opensearch         = var.opensearch
   sagemaker          = var.sagemaker
+  batch              = var.batch
   api                = var.api
   website            = var.website
 }

@@ -24,6 +24,17 @@ sagemaker = {
   max_concurrency   = 10
 }
 
+# Batch ingest (`make ingest ENV=prod IMAGES=s3://...`): a SageMaker Batch Transform job per run on
+# the endpoint's model archive. The jobs may read the images bucket's images/ prefix; add other
+# prefixes here (each s3://BUCKET/PREFIX/). Job defaults (cloud-batch flags override them):
+batch = {
+  # input_prefixes          = ["s3://my-photo-archive/catalogue/"]
+  instance_type             = "ml.c5.xlarge"
+  instance_count            = 2
+  max_concurrent_transforms = 4
+  max_payload_mb            = 6
+}
+
 api = {
   rate_limit      = 20
   burst_limit     = 40

@@ -25,7 +25,18 @@ locals {
   image_region     = split(".", local.image_uri)[3]
   image_repository = split(":", join("/", slice(split("/", local.image_uri), 1, length(split("/", local.image_uri)))))[0]
 
-  serverless        = var.compute.type == "serverless"
+  serverless = var.compute.type == "serverless"
+  # What the SageMaker PyTorch toolkit needs to run code/inference.py; batch_transform runs the
+  # same archive with the same environment (output container_environment).
+  container_environment = merge({
+    SAGEMAKER_PROGRAM             = "inference.py"
+    SAGEMAKER_SUBMIT_DIRECTORY    = "/opt/ml/model/code"
+    SAGEMAKER_CONTAINER_LOG_LEVEL = "20"
+    SAGEMAKER_REGION              = data.aws_region.current.name
+    # One TorchServe worker: unset, TorchServe starts one per vCPU, and a second adds no throughput
+    # (ONNX Runtime already uses every core) while costing ~750 MB and 1.4-1.7x latency (docs/BENCHMARKS.md).
+    SAGEMAKER_MODEL_SERVER_WORKERS = "1"
+  }, var.environment)
   network_isolation = coalesce(var.enable_network_isolation, !local.serverless)
   # Model and configuration are immutable in SageMaker: a hash of their inputs in the name lets
   # Terraform create the new one before the endpoint switches over and the old one is deleted.
@@ -50,12 +61,7 @@ resource "aws_sagemaker_model" "this" {
   primary_container {
     image          = local.image_uri
     model_data_url = var.model_data_url
-    environment = merge({
-      SAGEMAKER_PROGRAM             = "inference.py"
-      SAGEMAKER_SUBMIT_DIRECTORY    = "/opt/ml/model/code"
-      SAGEMAKER_CONTAINER_LOG_LEVEL = "20"
-      SAGEMAKER_REGION              = data.aws_region.current.name
-    }, var.environment)
+    environment    = local.container_environment
   }
 
   tags = var.tags

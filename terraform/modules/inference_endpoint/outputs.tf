@@ -32,3 +32,8 @@ output "log_group_name" {
   description = "CloudWatch log group of the endpoint (null when create = false)."
   value       = one(aws_cloudwatch_log_group.this[*].name)
 }
+
+output "container_environment" {
+  description = "Environment of the inference container (the toolkit's SAGEMAKER_* variables and var.environment), for other models of the same archive such as batch transform's."
+  value       = local.container_environment
+}

@@ -65,7 +65,7 @@ variable "compute" {
   description = "How the endpoint runs: type = \"serverless\" (pay per request; memory_size_in_mb, max_concurrency, provisioned_concurrency) or \"instance\" (instance_type x instance_count, always on)."
   type = object({
     type                    = optional(string, "serverless")
-    memory_size_in_mb       = optional(number, 3072)
+    memory_size_in_mb       = optional(number, 2048) # the real container holds 1.0-1.3 GB, peaks ~1.5 GB
     max_concurrency         = optional(number, 5)
     provisioned_concurrency = optional(number)
     instance_type           = optional(string, "ml.c6i.large")

@@ -1,4 +1,5 @@
-# The lookalike stack: artifacts → SageMaker endpoint + OpenSearch domain → search API → web page.
+# The lookalike stack: artifacts → SageMaker endpoint + OpenSearch domain → search API → web page,
+# plus the model of batch ingest jobs.
 # opensearch.create / sagemaker.create = false use existing ones instead (e.g. on an emulator).
 # Every environment (terraform/envs/<env>) is one call of this module with its own settings.
 
@@ -73,6 +74,33 @@ module "inference_endpoint" {
   }
   kms_key_arn        = module.artifacts.kms_key_arn
   log_retention_days = var.log_retention_days
+}
+
+# The model Batch Transform jobs run (`lookalike cloud-batch`, `make ingest`): the endpoint's image,
+# archive and environment; it reads the images prefix (and batch.input_prefixes), writes batch/.
+module "batch_transform" {
+  source = "../batch_transform"
+
+  create                = var.sagemaker.create && var.batch.create
+  name                  = "${var.name}-batch"
+  account_id            = local.account_id
+  image_uri             = module.inference_endpoint.image_uri
+  model_data_url        = module.artifacts.model_archive_url
+  model_data_object_arn = module.artifacts.model_archive_object_arn
+  environment           = module.inference_endpoint.container_environment
+  input_prefixes        = distinct(concat(["s3://${module.artifacts.images_bucket_name}/${module.artifacts.images_prefix}"], var.batch.input_prefixes))
+  artifacts = {
+    bucket_name = module.artifacts.artifacts_bucket_name
+    bucket_arn  = module.artifacts.artifacts_bucket_arn
+    prefix      = "batch/"
+  }
+  kms_key_arn = module.artifacts.kms_key_arn
+  job = {
+    instance_type             = var.batch.instance_type
+    instance_count            = var.batch.instance_count
+    max_concurrent_transforms = var.batch.max_concurrent_transforms
+    max_payload_mb            = var.batch.max_payload_mb
+  }
 }
 
 module "search_api" {

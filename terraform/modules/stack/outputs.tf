@@ -53,6 +53,19 @@ output "cloud_index_environment" {
   }
 }
 
+output "batch_ingest_environment" {
+  description = "Environment for `lookalike cloud-batch s3://...` against this stack (what `make ingest IMAGES=s3://...` exports): cloud_index_environment plus the transform model, the s3:// prefix of manifests and outputs, the prefixes the jobs may read, the KMS key and the job defaults; null when batch ingest is off."
+  value = module.batch_transform.environment == null ? null : merge({
+    AWS_REGION                 = data.aws_region.current.name
+    AWS_DEFAULT_REGION         = data.aws_region.current.name
+    LOOKALIKE_OPENSEARCH_URL   = module.search_domain.url
+    LOOKALIKE_OPENSEARCH_INDEX = var.opensearch.index
+    LOOKALIKE_OPENSEARCH_AUTH  = "sigv4"
+    LOOKALIKE_IMAGES_BUCKET    = module.artifacts.images_bucket_name
+    LOOKALIKE_IMAGES_PREFIX    = module.artifacts.images_prefix
+  }, module.batch_transform.environment)
+}
+
 output "lambda_environment" {
   description = "The LOOKALIKE_* environment the search function runs with."
   value       = module.search_api.environment

@@ -77,6 +77,27 @@ variable "sagemaker" {
   nullable = false
 }
 
+variable "batch" {
+  description = "Batch ingest (`make ingest IMAGES=s3://...`, `lookalike cloud-batch`): create = false makes no transform model or role (also off with sagemaker.create = false); input_prefixes: s3://BUCKET/PREFIX/ the jobs may read besides the images bucket's images prefix; defaults of each job: instance_type, instance_count, max_concurrent_transforms, max_payload_mb (unset attributes take the batch_transform module's defaults)."
+  type = object({
+    create                    = optional(bool, true)
+    input_prefixes            = optional(list(string), [])
+    instance_type             = optional(string)
+    instance_count            = optional(number)
+    max_concurrent_transforms = optional(number)
+    max_payload_mb            = optional(number)
+  })
+  default  = {}
+  nullable = false
+
+  # Checked here as well as in batch_transform: there the list also holds the images prefix,
+  # unknown until the bucket exists, which would postpone the check to apply.
+  validation {
+    condition     = alltrue([for p in var.batch.input_prefixes : can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^*?]+/)?$", p))])
+    error_message = "batch.input_prefixes must be s3://BUCKET/PREFIX/ URLs ending with \"/\" (or s3://BUCKET/ for a whole bucket), without wildcards, e.g. \"s3://my-photos/catalogue/\"."
+  }
+}
+
 variable "api" {
   description = "The search API and its function (unset attributes take the search_api module's defaults): stage, throttling (requests/s), API key and quota, Lambda memory and concurrency, image URL lifetime, OpenSearch retries, and browser origins allowed besides the page's own."
   type = object({
