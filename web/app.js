@@ -46,15 +46,9 @@
 
   // ---------- messages ----------
 
-  function showError(message) {
-    el.error.textContent = message;
-    el.error.hidden = false;
-  }
-
-  function clearError() {
-    el.error.hidden = true;
-    el.error.textContent = "";
-  }
+  var errorLine = L.errorLine(el.error);
+  var showError = errorLine.show;
+  var clearError = errorLine.clear;
 
   function setStatus(message) {
     el.status.textContent = message;

@@ -25,15 +25,9 @@
     allCount: null      // entries in the whole collection (from /labels)
   };
 
-  function showError(message) {
-    el.error.textContent = message;
-    el.error.hidden = false;
-  }
-
-  function clearError() {
-    el.error.hidden = true;
-    el.error.textContent = "";
-  }
+  var errorLine = L.errorLine(el.error);
+  var showError = errorLine.show;
+  var clearError = errorLine.clear;
 
   function setBusy(busy) {
     el.grid.setAttribute("aria-busy", busy ? "true" : "false");

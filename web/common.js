@@ -9,6 +9,14 @@
 
   L.$ = function (id) { return document.getElementById(id); };
 
+  // An error line (role=alert) that each view owns: show a message in it, or clear it.
+  L.errorLine = function (element) {
+    return {
+      show: function (message) { element.textContent = message; element.hidden = false; },
+      clear: function () { element.hidden = true; element.textContent = ""; }
+    };
+  };
+
   // ---------- configuration ----------
 
   function normaliseBase(base) {

@@ -26,15 +26,9 @@
     timer: null
   };
 
-  function showError(message) {
-    el.error.textContent = message;
-    el.error.hidden = false;
-  }
-
-  function clearError() {
-    el.error.hidden = true;
-    el.error.textContent = "";
-  }
+  var errorLine = L.errorLine(el.error);
+  var showError = errorLine.show;
+  var clearError = errorLine.clear;
 
   function setBusy(busy) {
     el.groups.setAttribute("aria-busy", busy ? "true" : "false");
