@@ -68,6 +68,7 @@ class RequestTimeout(LookalikeError):
 
     status = 408
     code = "request_timeout"
+    headers = {"Connection": "close"}  # the rest of the request may still be on its way
 
 
 class Overloaded(BackendUnavailable):

@@ -160,9 +160,7 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
                     raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
                 chunks.append(chunk)
     except TimeoutError:
-        exc = RequestTimeout(f"The request body did not arrive within {timeout:g} s.")
-        exc.headers = {"Connection": "close"}  # the rest of it may still be on its way
-        raise exc from None
+        raise RequestTimeout(f"The request body did not arrive within {timeout:g} s.") from None
     return b"".join(chunks)
 
 
