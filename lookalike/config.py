@@ -19,6 +19,9 @@ from .errors import ConfigError
 
 PREFIX = "LOOKALIKE_"
 LAMBDA_PAYLOAD_LIMIT = limits.MAX_REQUEST_BYTES  # see lookalike.limits
+ENGINES = ("onnxruntime", "openvino")
+PRECISIONS = ("fp32", "int8", "bf16")
+POSTPROCESSING = ("none", "power-center")
 
 
 def _default_data_home(environ: Mapping[str, str]) -> Path:
@@ -90,6 +93,13 @@ class Settings:
     checkpoint_every: int = 5000  # `lookalike index` saves after this many new images (and at the end)
     workers: int = max(1, min(4, os.cpu_count() or 1))
     threads: int = 0  # ONNX Runtime intra-op threads; 0 lets it use all cores
+    # How the model runs. None: what the index was built with; for a new index, the default
+    # chosen by measurement (see lookalike.embedders). Both are part of the model fingerprint.
+    engine: str | None = None  # onnxruntime | openvino
+    precision: str | None = None  # fp32 | int8 | bf16
+    # Label-free post-processing of the vectors, fitted on the collection and stored with the
+    # index. None: what the index has; for a new index, "none".
+    postprocess: str | None = None
 
     # Index structure: exact inner product below the threshold, HNSW above it.
     hnsw_threshold: int = 10_000
@@ -182,6 +192,11 @@ class Settings:
         need(self.workers >= 1, "workers", self.workers, "must be >= 1")
         need(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, "must be >= 1")
         need(self.threads >= 0, "threads", self.threads, "must be >= 0")
+        need(self.engine in (None, *ENGINES), "engine", self.engine, f"must be one of {', '.join(ENGINES)}")
+        need(self.precision in (None, *PRECISIONS), "precision", self.precision,
+             f"must be one of {', '.join(PRECISIONS)}")
+        need(self.postprocess in (None, *POSTPROCESSING), "postprocess", self.postprocess,
+             f"must be one of {', '.join(POSTPROCESSING)}")
         need(1 <= self.k_default <= self.k_max, "k_default", self.k_default, f"must be in 1..{self.k_max}")
         need(self.k_max >= 1, "k_max", self.k_max, "must be >= 1")
         need(self.max_request_bytes >= 1024, "max_request_bytes", self.max_request_bytes, "must be >= 1024")

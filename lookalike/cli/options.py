@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
+from ..config import ENGINES, POSTPROCESSING, PRECISIONS, Settings
 
 DEFAULTS = Settings()
 FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
@@ -36,6 +36,12 @@ def model_options() -> argparse.ArgumentParser:
     g.add_argument("--head", type=Path, help="ONNX head applied after the backbone (e.g. a triplet head)")
     g.add_argument("--classifier", type=Path,
                    help="classifier .npz (lookalike train-classifier): search only within the predicted class")
+    g.add_argument("--engine", choices=ENGINES,
+                   help="inference engine (default: the index's; for a new index the measured default)")
+    g.add_argument("--precision", choices=PRECISIONS,
+                   help="model precision (default: the index's; for a new index the measured default)")
+    g.add_argument("--postprocess", choices=POSTPROCESSING,
+                   help="label-free post-processing fitted on the collection (default: the index's; new: none)")
     g.add_argument("--batch-size", type=int, help=f"images per inference batch (default {DEFAULTS.batch_size})")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return common
