@@ -21,9 +21,11 @@ def open_index(backend: str = "faiss", *, settings, dim: int | None = None, mode
 
         path = Path(path or settings.index_dir)
         params = {"hnsw_threshold": settings.hnsw_threshold, "m": settings.hnsw_m,
-                  "ef_construction": settings.hnsw_ef_construction, "ef_search": settings.hnsw_ef_search}
-        if FaissIndex.exists(path):
-            return FaissIndex.load(path, ef_search=settings.hnsw_ef_search)
+                  "ef_construction": settings.hnsw_ef_construction, "ef_search": settings.hnsw_ef_search,
+                  "hnsw_storage": settings.hnsw_storage, "ivfpq_threshold": settings.ivfpq_threshold,
+                  "nprobe": settings.ivfpq_nprobe, "compact_fraction": settings.index_compact_fraction}
+        if FaissIndex.exists(path):  # the structure's parameters are the index's own; search breadth is not
+            return FaissIndex.load(path, ef_search=settings.hnsw_ef_search, nprobe=settings.ivfpq_nprobe)
         if not create:
             return FaissIndex.load(path)  # raises a clear "no index" error
         if dim is None:

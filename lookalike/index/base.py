@@ -57,7 +57,14 @@ class Index(Protocol):
         ...
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        """The stored ``(len(ids), dim) float32`` vectors of ``ids`` (KeyError for unknown ids)."""
+        """The stored ``(len(ids), dim) float32`` vectors of ``ids`` (KeyError for unknown ids).
+
+        They are what the backend stores, which may be an approximation of what was added: the
+        FAISS index keeps one copy of each vector, in its structure's codes — exact for the flat
+        structure and HNSW over float codes, rounded to float16 for ``fp16`` (~1e-3 per component),
+        decoded from 8-bit (``sq8``, ~1e-2) or 4-bit PQ codes (``ivfpq``, coarse) and re-normalised
+        to unit length for those two. Callers that re-add them (a refit) re-quantize them.
+        """
         ...
 
     def save(self) -> None:

@@ -1,9 +1,18 @@
 """Embedded index on FAISS, stored in a folder.
 
-The vectors (``.npy``) and metadata (``.json``) are the source of truth; the FAISS structure
-is derived from them: exact inner product (``IndexFlatIP``) below ``hnsw_threshold`` entries,
-``IndexHNSWFlat`` above it (saved too, so loading does not rebuild it). How the files are
-saved crash-safely is :mod:`lookalike.index.faiss_store`'s concern.
+The FAISS structure is the one store of the vectors, in memory and on disk; which structure
+(exact flat, HNSW over SQ8/fp16/float codes, IVF-PQ) follows the collection's size, see
+:mod:`lookalike.index.structures`. Ids and metadata are a list per FAISS position beside it.
+
+Adds go into the structure as they come (an HNSW graph grows; it is never rebuilt by an add).
+Deletes leave *tombstones*: the position stays in the structure, is excluded from every search
+by an IDSelector and is never returned. When tombstones pass ``compact_fraction`` of the
+positions (default 0.2) the structure is rebuilt from the live vectors: below that they cost at
+most 25% more memory and graph traversal, and rebuilding after every ~n/5 deletes keeps the
+rebuild's cost per delete constant. Replacing an entry (add with an existing id) is a delete and
+an add, so replacing (nearly) everything — a refit — rebuilds once from the new vectors.
+
+How the files are saved crash-safely is :mod:`lookalike.index.faiss_store`'s concern.
 """
 
 from __future__ import annotations
@@ -11,7 +20,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +28,19 @@ import numpy as np
 from ..embedders.base import check_vectors
 from ..errors import ConfigError
 from . import faiss_store as store
+from . import structures
 from .base import Hit, check_k, matches
 from .faiss_store import FORMAT, MANIFEST  # noqa: F401  (re-exported: where callers look for them)
+from .structures import omp_threads
 
 logger = logging.getLogger(__name__)
 
 # Below this many matching entries a filtered search is an exact scan of just those rows:
 # faster than a selector over HNSW and never returns fewer than k hits.
 EXACT_FILTER_LIMIT = 20_000
+CHUNK = 50_000  # vectors reconstructed at a time when rebuilding: 256 MB at 1280-d
+DEFAULTS = {"hnsw_threshold": 10_000, "m": 32, "ef_construction": 80, "ef_search": 384, "hnsw_storage": "fp16",
+            "ivfpq_threshold": 2_000_000, "nprobe": 32, "compact_fraction": 0.2}
 
 
 def _faiss():
@@ -36,42 +49,36 @@ def _faiss():
     return faiss
 
 
-@contextmanager
-def omp_threads(n: int) -> Iterator[None]:
-    """Run FAISS with ``n`` OpenMP threads in the calling thread, then restore its setting.
-
-    OpenMP keeps the thread count per OS thread: setting it once at start-up does not reach
-    the worker threads a server searches from.
-    """
-    faiss = _faiss()
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(n)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
-
-
 class FaissIndex:
     """FAISS-backed :class:`~lookalike.index.base.Index` persisted in ``path``."""
 
-    def __init__(self, path: Path | None, dim: int, *, model: Mapping[str, Any] | None = None,
-                 hnsw_threshold: int = 10_000, m: int = 32, ef_construction: int = 200, ef_search: int = 128):
+    def __init__(self, path: Path | None, dim: int, *, model: Mapping[str, Any] | None = None, **params: Any):
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
+        unknown = set(params) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown FaissIndex parameters: {', '.join(sorted(unknown))}")
         self.path = Path(path) if path is not None else None
         self.dim = int(dim)
         self.model = dict(model or {})
-        self.hnsw_threshold = hnsw_threshold
-        self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
-        self._ids: list[str] = []
-        self._meta: list[dict[str, Any]] = []
+        self.params = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
+        if self.params["hnsw_storage"] not in structures.STORAGES:
+            raise ConfigError(f"hnsw_storage must be one of {', '.join(structures.STORAGES)}, "
+                              f"got {self.params['hnsw_storage']!r}")
+        self._ids: list[str | None] = []  # per FAISS position; None = tombstone
+        self._meta: list[dict[str, Any] | None] = []
         self._row: dict[str, int] = {}
-        self._vectors = np.zeros((0, self.dim), dtype=np.float32)
-        self._pending: list[np.ndarray] = []
-        self._faiss = None  # derived structure; None = rebuild on next use
-        self._lock = threading.RLock()  # concurrent searches may race to build the structure
+        self._structure = structures.make("flat", self.dim, self.params)
+        self._live_selector = None  # cached IDSelector of the live positions (None: none deleted)
+        self._lock = threading.RLock()
+        self.readonly = False  # memory-mapped: FAISS cannot grow a mapped structure
         self.generation = 0
+
+    def __getattr__(self, name: str) -> Any:  # m, ef_search, ... read as attributes, as before
+        params = self.__dict__.get("params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(name)
 
     # ----- persistence -------------------------------------------------------------------
     @classmethod
@@ -79,35 +86,46 @@ class FaissIndex:
         return (Path(path) / MANIFEST).is_file()
 
     @classmethod
-    def load(cls, path: Path, **params: Any) -> FaissIndex:
-        """Open the index saved in ``path``; ``params`` override stored HNSW parameters."""
+    def load(cls, path: Path, *, mmap: bool = False, **params: Any) -> FaissIndex:
+        """Open the index saved in ``path``; ``params`` override stored parameters.
+
+        With ``mmap`` the structure's codes are memory-mapped (shared page cache, no copy in
+        RAM, loads in milliseconds) and the index is read-only: for searching processes.
+        """
         path = Path(path)
-        manifest, vectors, records = store.read_index(path)
-        stored = manifest["params"]
+        manifest, saved, records = store.read_index(path, mmap=mmap)
+        stored = dict(manifest["params"])
+        if manifest["format"] != FORMAT:
+            # Format /1 above the threshold is an HNSW over float vectors: keep it (same results).
+            stored.setdefault("hnsw_storage", "flat" if manifest["files"].get("hnsw") else DEFAULTS["hnsw_storage"])
+            stored.setdefault("ivfpq_threshold", 0)
         stored.update({k: v for k, v in params.items() if v is not None})
         index = cls(path, manifest["dim"], model=manifest.get("model"), **stored)
-        index._ids = [m["id"] for m in records]
-        index._meta = [{k: v for k, v in m.items() if k != "id"} for m in records]
-        index._row = {id_: i for i, id_ in enumerate(index._ids)}
-        index._vectors = vectors
+        index._ids = [None if r is None else r["id"] for r in records]
+        index._meta = [None if r is None else {k: v for k, v in r.items() if k != "id"} for r in records]
+        index._row = {id_: i for i, id_ in enumerate(index._ids) if id_ is not None}
         index.generation = manifest["generation"]
-        hnsw = manifest["files"].get("hnsw")
-        if hnsw and index._use_hnsw():
-            index._faiss = store.read_structure(path / hnsw)
+        if manifest["format"] == FORMAT:
+            index._structure = saved
+            structures.after_load(saved)
+            index.readonly = mmap
+        else:
+            from .faiss_format1 import structure_from_format1
+
+            index._structure = structure_from_format1(path, manifest, saved, index.params)
         return index
 
     def save(self) -> None:
         """Write a new generation atomically (see :mod:`lookalike.index.faiss_store`)."""
         if self.path is None:
             raise ConfigError("this index has no path; pass one to save it")
-        self._flush()
-        records = [{"id": i, **m} for i, m in zip(self._ids, self._meta)]
-        hnsw = (lambda: _faiss().serialize_index(self._structure()).tobytes()) if self._use_hnsw() else None
-        header = {"dim": self.dim, "count": len(self._ids), "model": self.model,
-                  "params": {"hnsw_threshold": self.hnsw_threshold, "m": self.m,
-                             "ef_construction": self.ef_construction, "ef_search": self.ef_search}}
-        self.generation = store.save_generation(self.path, self.generation, vectors=self._vectors, records=records,
-                                                hnsw=hnsw, header=header)
+        self._writable()
+        with self._lock:
+            records = [None if i is None else {"id": i, **m} for i, m in zip(self._ids, self._meta)]
+            header = {"dim": self.dim, "count": len(self._row), "model": self.model, "params": self.params,
+                      "structure": structures.describe(self._structure)}
+            self.generation = store.save_generation(self.path, self.generation, structure=self._structure,
+                                                    records=records, header=header)
         logger.info("saved %d entries to %s (generation %d)", len(self), self.path, self.generation)
 
     def stored_generation(self) -> int:
@@ -116,7 +134,7 @@ class FaissIndex:
 
     # ----- protocol ----------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._row)
 
     def __contains__(self, id: object) -> bool:
         return id in self._row
@@ -127,36 +145,30 @@ class FaissIndex:
             raise ValueError(f"add: got {len(ids)} ids, {len(vectors)} vectors, {len(metadata)} metadata records")
         if len(set(ids)) != len(ids):
             raise ValueError("add: ids must be unique within one call")
-        replaced = [i for i in ids if i in self._row]
-        if replaced:
-            self.delete(replaced)
-        start = len(self._ids)
-        for offset, (id_, meta) in enumerate(zip(ids, metadata)):
+        for id_ in ids:
             if not isinstance(id_, str) or not id_:
                 raise ValueError(f"add: ids must be non-empty strings, got {id_!r}")
-            self._ids.append(id_)
-            self._meta.append(dict(meta))
-            self._row[id_] = start + offset
-        self._pending.append(vectors)
-        if self._faiss is not None:
-            if self._use_hnsw() != self._is_hnsw(self._faiss):
-                self._faiss = None  # crossed the threshold: rebuild as the other kind
+        self._writable()
+        with self._lock:
+            self._tombstone([i for i in ids if i in self._row])
+            kind = structures.choose(len(self._row) + len(vectors), self.params)
+            if kind != structures.describe(self._structure)["kind"] or self._worth_compacting():
+                self._rebuild(kind, extra=vectors)  # crossed a threshold, or most rows are replaced
             else:
-                self._faiss.add(vectors)
+                self._structure.add(vectors)
+            start = len(self._ids)
+            self._ids.extend(ids)
+            self._meta.extend(dict(m) for m in metadata)
+            self._row.update((id_, start + n) for n, id_ in enumerate(ids))
+            self._live_selector = None
 
     def delete(self, ids: Iterable[str]) -> int:
-        rows = sorted({self._row[i] for i in ids if i in self._row})
-        if not rows:
-            return 0
-        self._flush()
-        keep = np.ones(len(self._ids), dtype=bool)
-        keep[rows] = False
-        self._vectors = np.ascontiguousarray(self._vectors[keep])
-        self._ids = [i for i, k in zip(self._ids, keep) if k]
-        self._meta = [m for m, k in zip(self._meta, keep) if k]
-        self._row = {id_: n for n, id_ in enumerate(self._ids)}
-        self._faiss = None
-        return len(rows)
+        self._writable()
+        with self._lock:
+            removed = self._tombstone({i for i in ids if i in self._row})
+            if removed and self._worth_compacting():
+                self._rebuild(structures.choose(len(self._row), self.params))
+        return removed
 
     def get(self, id: str) -> dict[str, Any] | None:
         row = self._row.get(id)
@@ -164,99 +176,121 @@ class FaissIndex:
 
     def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
         for id_, meta in zip(list(self._ids), list(self._meta)):
-            yield id_, dict(meta)
+            if id_ is not None:
+                yield id_, dict(meta)
 
     def get_vectors(self, ids: Sequence[str]) -> np.ndarray:
-        self._flush()
-        rows = [self._row[i] for i in ids]
-        return self._vectors[rows].copy() if rows else np.zeros((0, self.dim), np.float32)
+        """The vectors as the structure stores them (see :meth:`Index.get_vectors`: exact for float
+        codes, approximate for fp16/SQ8/PQ). Decoded in chunks, so all ids at once is fine."""
+        rows = np.fromiter((self._row[i] for i in ids), dtype=np.int64, count=len(ids))
+        structure = self._structure
+        return np.concatenate([structures.reconstruct(structure, rows[s:s + CHUNK])
+                               for s in range(0, len(rows), CHUNK)] or [np.zeros((0, self.dim), np.float32)])
+
+    def replace_all_vectors(self, ids: Sequence[str], vectors) -> None:
+        """Give every entry a new vector (a refit of the post-processing): one rebuild, metadata kept.
+
+        ``ids`` must be exactly the index's ids; the structure is rebuilt (and SQ8/PQ retrained)
+        from ``vectors`` alone, never tombstoning the old ones.
+        """
+        vectors = check_vectors(vectors, self.dim)
+        if len(ids) != len(vectors) or set(ids) != set(self._row) or len(set(ids)) != len(ids):
+            raise ValueError("replace_all_vectors: ids must be every id of the index, once each")
+        self._writable()
+        with self._lock:
+            meta = [self._meta[self._row[i]] for i in ids]
+            self._ids, self._meta, self._row = [], [], {}
+            self._rebuild(structures.choose(len(ids), self.params), extra=vectors)
+            self._ids, self._meta = list(ids), meta
+            self._row = {id_: n for n, id_ in enumerate(ids)}
+            self._live_selector = None
 
     def search(self, vectors, k: int, filter: Mapping[str, Any] | None = None) -> list[list[Hit]]:
         queries = check_vectors(vectors, self.dim, "queries")
         k = check_k(k)
-        if not self._ids:
+        if not self._row:
             return [[] for _ in range(len(queries))]
-        self._flush()
+        structure, ids = self._structure, self._ids
+        faiss = _faiss()
         if filter:
-            rows = np.fromiter((i for i, m in enumerate(self._meta) if matches(m, filter)), dtype=np.int64)
+            rows = np.fromiter((i for i, m in enumerate(self._meta) if m is not None and matches(m, filter)),
+                               dtype=np.int64)
             if len(rows) == 0:
                 return [[] for _ in range(len(queries))]
-            if len(rows) <= EXACT_FILTER_LIMIT:
-                return self._exact(queries, k, rows)
-            scores, labels = self._faiss_search(queries, k, rows)
+            selector, few = faiss.IDSelectorBatch(rows), len(rows) <= EXACT_FILTER_LIMIT
+            target = structures.exact_part(structure) if few else structure
+            k = min(k, len(rows))
         else:
-            scores, labels = self._faiss_search(queries, k, None)
-        return [[self._hit(int(r), float(s)) for s, r in zip(srow, lrow) if r >= 0]
+            selector, few, target = self._live(), False, structure
+            k = min(k, len(self._row))
+        params = structures.search_params(target, ef_search=self.params["ef_search"], nprobe=self.params["nprobe"],
+                                          k=k, selector=selector, exhaustive=few)
+        if len(queries) > 1:
+            scores, labels = target.search(queries, k, params=params)
+        else:
+            # FAISS parallelises over queries: for one query, extra OpenMP threads only add wake-up
+            # latency and compete with the model's threads (measured: +8 ms per request in the API).
+            with omp_threads(1):
+                scores, labels = target.search(queries, k, params=params)
+        return [[Hit(ids[r], float(s), dict(self._meta[r])) for s, r in zip(srow, lrow) if r >= 0 and ids[r]]
                 for srow, lrow in zip(scores, labels)]
 
     # ----- internals ---------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
+        described = structures.describe(self._structure)
         return {"backend": "faiss", "count": len(self), "dim": self.dim, "model": self.model,
-                "structure": "hnsw" if self._use_hnsw() else "flat", "path": str(self.path)}
+                "structure": described["kind"], "storage": described["storage"], "path": str(self.path),
+                "deleted": len(self._ids) - len(self._row), "bytes": structures.code_bytes(self._structure),
+                "mmap": self.readonly}
 
-    def _hit(self, row: int, score: float) -> Hit:
-        return Hit(self._ids[row], score, dict(self._meta[row]))
+    def _writable(self) -> None:
+        if self.readonly:
+            raise ConfigError(f"the index in {self.path} is open memory-mapped for searching; "
+                              "open it without mmap to change it")
 
-    def _exact(self, queries: np.ndarray, k: int, rows: np.ndarray) -> list[list[Hit]]:
-        scores = queries @ self._vectors[rows].T
-        k = min(k, len(rows))
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        out = []
-        for q in range(len(queries)):
-            order = top[q][np.argsort(-scores[q, top[q]], kind="stable")]
-            out.append([self._hit(int(rows[j]), float(scores[q, j])) for j in order])
-        return out
+    def _tombstone(self, ids: Iterable[str]) -> int:
+        removed = 0
+        for id_ in ids:
+            row = self._row.pop(id_)
+            self._ids[row] = self._meta[row] = None
+            removed += 1
+        if removed:
+            self._live_selector = None
+        return removed
 
-    def _faiss_search(self, queries: np.ndarray, k: int, rows: np.ndarray | None):
-        faiss = _faiss()
-        structure = self._structure()
-        k = min(k, len(self._ids))
-        if self._is_hnsw(structure):
-            params = faiss.SearchParametersHNSW()
-            params.efSearch = max(self.ef_search, k)
-        else:
-            params = faiss.SearchParameters()
-        if rows is not None:
-            selector = faiss.IDSelectorBatch(rows)
-            params.sel = selector
-        if len(queries) > 1:
-            return structure.search(queries, k, params=params)
-        # FAISS parallelises over queries: for one query, extra OpenMP threads only add wake-up
-        # latency and compete with the model's threads (measured: +8 ms per request in the API).
-        with omp_threads(1):
-            return structure.search(queries, k, params=params)
+    def _worth_compacting(self) -> bool:
+        dead = len(self._ids) - len(self._row)
+        return dead > 0 and dead > self.params["compact_fraction"] * len(self._ids)
 
-    def _use_hnsw(self) -> bool:
-        return len(self._ids) >= self.hnsw_threshold > 0
+    def _live(self):
+        """An IDSelector of the live positions, None when nothing is deleted."""
+        if len(self._row) == len(self._ids):
+            return None
+        if self._live_selector is None:
+            live = np.fromiter((i is not None for i in self._ids), dtype=bool, count=len(self._ids))
+            bits = np.packbits(live, bitorder="little")
+            selector = _faiss().IDSelectorBitmap(len(live), _faiss().swig_ptr(bits))
+            selector.bits_ref = bits  # the selector points into this array: keep it alive
+            self._live_selector = selector
+        return self._live_selector
 
-    @staticmethod
-    def _is_hnsw(structure) -> bool:
-        return hasattr(structure, "hnsw")
-
-    def _flush(self) -> None:
-        with self._lock:
-            self._flush_locked()
-
-    def _flush_locked(self) -> None:
-        if self._pending:
-            self._vectors = np.concatenate([self._vectors, *self._pending])
-            self._pending = []
-
-    def _structure(self):
-        with self._lock:
-            return self._build_structure()
-
-    def _build_structure(self):
-        if self._faiss is None:
-            self._flush()
-            faiss = _faiss()
-            if self._use_hnsw():
-                structure = faiss.IndexHNSWFlat(self.dim, self.m, faiss.METRIC_INNER_PRODUCT)
-                structure.hnsw.efConstruction = self.ef_construction
-                logger.info("building HNSW over %d vectors (m=%d, ef_construction=%d)",
-                            len(self._vectors), self.m, self.ef_construction)
-            else:
-                structure = faiss.IndexFlatIP(self.dim)
-            structure.add(self._vectors)
-            self._faiss = structure
-        return self._faiss
+    def _rebuild(self, kind: str, extra: np.ndarray | None = None) -> None:
+        """A new structure of ``kind`` over the live vectors (then ``extra``), positions renumbered."""
+        old, live = self._structure, np.array([r for r in range(len(self._ids)) if self._ids[r] is not None],
+                                              dtype=np.int64)
+        extra = np.zeros((0, self.dim), np.float32) if extra is None else extra
+        sample = np.concatenate([structures.reconstruct(old, live[:structures.TRAIN_SAMPLE]),
+                                 extra[:structures.TRAIN_SAMPLE]])
+        logger.info("rebuilding the index as %s over %d vectors (%d deleted)", kind, len(live) + len(extra),
+                    len(self._ids) - len(live))
+        structure = structures.make(kind, self.dim, self.params, sample, len(live) + len(extra))
+        del sample
+        for start in range(0, len(live), CHUNK):
+            structure.add(structures.reconstruct(old, live[start:start + CHUNK]))
+        if len(extra):
+            structure.add(extra)
+        structures.after_load(structure)
+        self._ids = [self._ids[r] for r in live]
+        self._meta = [self._meta[r] for r in live]
+        self._row = {id_: n for n, id_ in enumerate(self._ids)}
+        self._structure, self._live_selector = structure, None

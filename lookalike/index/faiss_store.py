@@ -7,6 +7,11 @@ leaves behind (temp files, an unreferenced generation) is removed by the next sa
 the same lock, before it writes. A save that fails (a full disk) removes its own new files
 and raises :class:`SaveError`, with the previous generation still the saved one.
 
+Format ``lookalike-faiss/2`` stores each generation as two files: ``index-N.faiss`` (the FAISS
+structure, the one copy of the vectors) and ``metadata-N.json`` (one record per FAISS position,
+``null`` for a deleted one). Format ``/1`` (``vectors-N.npy`` + an optional ``hnsw-N.faiss``) is
+still read; the next save writes ``/2``.
+
 Commands that load, change and save (``lookalike index``, ``lookalike delete``) hold the
 *writer lock* for the whole run, so one cannot save over changes the other made meanwhile.
 """
@@ -19,25 +24,25 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ..errors import BackendUnavailable, ConfigError, LookalikeError
 from ..fsutil import atomic_write, atomic_write_bytes, file_lock, fsync_dir, temp_pattern
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "lookalike-faiss/1"
+FORMAT = "lookalike-faiss/2"
+FORMAT_1 = "lookalike-faiss/1"  # vectors .npy + optional HNSW graph: read, never written
 MANIFEST = "manifest.json"
 SAVE_LOCK = ".lock"  # held by one save at a time
 WRITER_LOCK = ".ingest.lock"  # held by a whole `lookalike index` or `lookalike delete`
-PARAMS = ("hnsw_threshold", "m", "ef_construction", "ef_search")
-GENERATION_FILE = re.compile(r"^(?:vectors|metadata|hnsw)-\d+\.(?:npy|json|faiss)$")
+PARAMS_1 = ("hnsw_threshold", "m", "ef_construction", "ef_search")
+PARAMS = PARAMS_1 + ("ivfpq_threshold", "nprobe")  # integers; "hnsw_storage" and "compact_fraction" too
+GENERATION_FILE = re.compile(r"^(?:vectors|metadata|hnsw|index)-\d+\.(?:npy|json|faiss)$")
 # Only the temp files atomic_write makes for this folder's own files: anything else is not ours.
-TEMP_FILE = temp_pattern(r"manifest\.json|(?:vectors|metadata|hnsw)-\d+\.(?:npy|json|faiss)")
+TEMP_FILE = temp_pattern(r"manifest\.json|(?:vectors|metadata|hnsw|index)-\d+\.(?:npy|json|faiss)")
 
 
 class CorruptIndex(ConfigError):
@@ -80,32 +85,43 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise damaged(path, f"{MANIFEST} is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
         raise damaged(path, f"{MANIFEST} holds {type(manifest).__name__}, not an object")
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") not in (FORMAT, FORMAT_1):
         raise ConfigError(f"{path / MANIFEST}: unsupported format {manifest.get('format')!r}, expected {FORMAT}")
     files, params = manifest.get("files"), manifest.get("params")
+    store = "index" if manifest["format"] == FORMAT else "vectors"
+    keys = PARAMS if manifest["format"] == FORMAT else PARAMS_1
     problems = [f"{key!r} is not a positive integer" for key in ("generation", "dim")
                 if not _is_int(manifest.get(key), 1)]
     problems += ["'count' is not an integer"] if not _is_int(manifest.get("count"), 0) else []
-    if not isinstance(files, dict) or not all(isinstance(files.get(k), str) for k in ("vectors", "metadata")):
-        problems.append("'files' does not name the vectors and metadata")
+    if not isinstance(files, dict) or not all(isinstance(files.get(k), str) for k in (store, "metadata")):
+        problems.append(f"'files' does not name the {store} and metadata")
     elif not all(isinstance(v, str) and GENERATION_FILE.match(v) for v in files.values()):
         problems.append("'files' names files that are not the index's own")
     if not isinstance(manifest.get("model", {}), (dict, type(None))):
         problems.append("'model' is not an object")
-    if not isinstance(params, dict) or not all(_is_int(params.get(k), 0) for k in PARAMS):
-        problems.append(f"'params' lacks one of {', '.join(PARAMS)}")
+    if not isinstance(params, dict) or not all(_is_int(params.get(k), 0) for k in keys):
+        problems.append(f"'params' lacks one of {', '.join(keys)}")
     if problems:
         raise damaged(path, f"{MANIFEST}: " + "; ".join(problems))
-    manifest["params"] = {k: params[k] for k in PARAMS}
+    extra = {k: params[k] for k in ("hnsw_storage", "compact_fraction") if k in params}
+    manifest["params"] = {**{k: params[k] for k in keys}, **extra}
     return manifest
 
 
-def read_index(path: Path) -> tuple[dict[str, Any], np.ndarray, list[dict[str, Any]]]:
-    """``(manifest, (n, dim) float32 vectors, n metadata records)`` of the saved generation."""
+def read_index(path: Path, *, mmap: bool = False) -> tuple[dict[str, Any], Any, list[dict[str, Any] | None]]:
+    """``(manifest, store, records)`` of the saved generation.
+
+    ``store`` is the FAISS structure (format /2; memory-mapped with ``mmap``) or, for format /1,
+    the ``(n, dim) float32`` vectors. ``records`` has one entry per FAISS position (None: deleted).
+    """
     for _ in range(3):
         manifest = read_manifest(path)
         try:
-            return (manifest, *_read_generation_files(path, manifest))
+            if manifest["format"] == FORMAT:
+                return (manifest, *_read_generation_2(path, manifest, mmap))
+            from .faiss_format1 import read_generation_1  # the old format, read only to migrate
+
+            return (manifest, *read_generation_1(path, manifest, damaged))
         except FileNotFoundError as exc:
             if read_generation(path) == manifest["generation"]:
                 raise damaged(path, f"{Path(exc.filename).name} is missing") from None
@@ -113,38 +129,32 @@ def read_index(path: Path) -> tuple[dict[str, Any], np.ndarray, list[dict[str, A
     raise BackendUnavailable(f"the index in {path} keeps changing while being read; try again")
 
 
-def _read_generation_files(path: Path, manifest: Mapping[str, Any]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    files = manifest["files"]
-    try:
-        vectors = np.load(path / files["vectors"], allow_pickle=False)
-        records = json.loads((path / files["metadata"]).read_bytes())
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise damaged(path, f"a file of generation {manifest['generation']} cannot be read ({exc})") from None
-    if vectors.ndim != 2 or vectors.shape[1] != manifest["dim"]:
-        raise damaged(path, f"{files['vectors']} holds an array of shape {vectors.shape}, "
-                            f"expected (n, {manifest['dim']})")
-    if not isinstance(records, list) or not all(isinstance(r, dict) and isinstance(r.get("id"), str)
-                                                for r in records):
-        raise damaged(path, f"{files['metadata']} is not a list of records with ids")
-    if len(records) != len(vectors) or manifest["count"] != len(vectors):
-        raise damaged(path, f"the manifest says {manifest['count']} entries, the files hold {len(vectors)} vectors "
-                            f"and {len(records)} records")
-    if len({r["id"] for r in records}) != len(records):
-        raise damaged(path, f"{files['metadata']} holds the same id twice")
-    return np.ascontiguousarray(vectors, dtype=np.float32), records
-
-
-def read_structure(file: Path):
-    """The saved HNSW graph, or None (rebuilt from the vectors on first use) when it is unreadable."""
+def _read_generation_2(path: Path, manifest: Mapping[str, Any], mmap: bool):
     import faiss
 
+    files = manifest["files"]
     try:
-        return faiss.read_index(str(file))
-    except RuntimeError as exc:  # the vectors are the source of truth: the graph can be rebuilt
-        logger.warning("cannot read %s (%s); rebuilding the HNSW graph from the vectors", file, exc)
-        return None
+        records = json.loads((path / files["metadata"]).read_bytes())
+        if not (path / files["index"]).exists():
+            raise FileNotFoundError(errno.ENOENT, "missing", str(path / files["index"]))
+        # IO_FLAG_MMAP_IFC maps flat codes (Flat, SQ and HNSW storage) in place: no copy in RAM.
+        structure = faiss.read_index(str(path / files["index"]), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise damaged(path, f"a file of generation {manifest['generation']} cannot be read ({exc})") from None
+    if structure.d != manifest["dim"]:
+        raise damaged(path, f"{files['index']} holds {structure.d}-d vectors, expected {manifest['dim']}")
+    if not isinstance(records, list) or not all(r is None or (isinstance(r, dict) and isinstance(r.get("id"), str))
+                                                for r in records):
+        raise damaged(path, f"{files['metadata']} is not a list of records with ids")
+    live = [r["id"] for r in records if r is not None]
+    if len(records) != structure.ntotal or manifest["count"] != len(live):
+        raise damaged(path, f"the manifest says {manifest['count']} entries, the files hold {structure.ntotal} "
+                            f"vectors and {len(live)} records")
+    if len(set(live)) != len(live):
+        raise damaged(path, f"{files['metadata']} holds the same id twice")
+    return structure, records
 
 
 def read_generation(path: Path) -> int:
@@ -160,11 +170,11 @@ def _is_int(value: Any, minimum: int) -> bool:
 
 
 # ----- writing ---------------------------------------------------------------------------
-def save_generation(path: Path, after: int, *, vectors: np.ndarray, records: list[dict[str, Any]],
-                    hnsw: Callable[[], bytes] | None, header: Mapping[str, Any]) -> int:
+def save_generation(path: Path, after: int, *, structure, records: list[dict[str, Any] | None],
+                    header: Mapping[str, Any]) -> int:
     """Save a new generation and point the manifest at it; returns its number.
 
-    It holds ``vectors`` ``(n, dim) float32``, ``records`` and, if given, ``hnsw()``'s bytes,
+    It holds the FAISS ``structure`` and ``records`` (one per position, None for a deleted one),
     numbered above both ``after`` and the generation on disk.
     """
     gen, files = 0, {}
@@ -173,13 +183,10 @@ def save_generation(path: Path, after: int, *, vectors: np.ndarray, records: lis
         with file_lock(path / SAVE_LOCK):
             remove_leftovers(path, keep=_referenced(path))  # a killed save's files: free their space first
             gen = max(read_generation(path), after) + 1
-            files = {"vectors": f"vectors-{gen:06d}.npy", "metadata": f"metadata-{gen:06d}.json"}
+            files = {"index": f"index-{gen:06d}.faiss", "metadata": f"metadata-{gen:06d}.json"}
             try:
-                atomic_write(path / files["vectors"], lambda fh: write_npy(fh, vectors))
+                atomic_write(path / files["index"], lambda fh: write_structure(fh, structure))
                 atomic_write_bytes(path / files["metadata"], json.dumps(records).encode())
-                if hnsw is not None:
-                    files["hnsw"] = f"hnsw-{gen:06d}.faiss"
-                    atomic_write_bytes(path / files["hnsw"], hnsw())
                 manifest = {"format": FORMAT, "generation": gen, **header, "files": files}
                 atomic_write_bytes(path / MANIFEST, json.dumps(manifest, indent=2).encode())
             except BaseException:
@@ -196,16 +203,14 @@ def save_generation(path: Path, after: int, *, vectors: np.ndarray, records: lis
     return gen
 
 
-def write_npy(fh, array: np.ndarray) -> None:
-    """Write ``array`` in ``.npy`` format (what ``np.save`` writes) through ``fh.write``.
+def write_structure(fh, structure) -> None:
+    """Stream ``structure`` to ``fh`` in FAISS's format without a serialised copy in memory.
 
-    ``np.save`` on a real file writes with ``tofile``, whose failure on a full disk is an
-    OSError without an errno ("239360 requested and 147424 written"); ``fh.write`` says ENOSPC.
+    ``fh.write``'s own OSError (ENOSPC on a full disk) comes out of FAISS unchanged.
     """
-    array = np.ascontiguousarray(array)
-    np.lib.format.write_array_header_1_0(fh, np.lib.format.header_data_from_array_1_0(array))
-    if array.size:  # a view of no elements cannot be cast to bytes
-        fh.write(memoryview(array).cast("B"))
+    import faiss
+
+    faiss.write_index(structure, faiss.PyCallbackIOWriter(fh.write))
 
 
 def _save_error(path: Path, exc: OSError, *, committed: bool) -> SaveError:

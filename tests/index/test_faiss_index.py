@@ -1,4 +1,5 @@
-"""FAISS-only behaviour beyond the shared contract: HNSW above the threshold, crash-safe saves."""
+"""FAISS-only behaviour beyond the shared contract: HNSW above the threshold, crash-safe saves.
+(Structures, tombstones, mmap and format migration: test_structures.py.)"""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def recall_at(k: int, got: list[list[str]], truth: np.ndarray, ids: list[str]) -
 
 
 def test_hnsw_above_threshold_has_high_recall_and_survives_reload(tmp_path):
-    index = FaissIndex(tmp_path / "idx", 64, hnsw_threshold=1000, m=32, ef_construction=200, ef_search=128)
+    index = FaissIndex(tmp_path / "idx", 64, hnsw_threshold=1000, m=32, ef_construction=200, ef_search=128,
+                       hnsw_storage="fp16")
     ids, vectors = fill(index, 2000, seed=1)
     assert index.info()["structure"] == "hnsw"
     queries = unit_vectors(200, 64, seed=2)
@@ -41,9 +43,9 @@ def test_hnsw_above_threshold_has_high_recall_and_survives_reload(tmp_path):
     assert recall >= 0.95, recall
     index.save()
     files = {p.name for p in (tmp_path / "idx").iterdir()}
-    assert any(name.startswith("hnsw-") for name in files)
+    assert any(name.startswith("index-") for name in files) and not any(name.endswith(".npy") for name in files)
     again = FaissIndex.load(tmp_path / "idx")
-    assert again._is_hnsw(again._faiss)  # the saved graph is loaded, not rebuilt
+    assert again.info()["structure"] == "hnsw" and again._structure.ntotal == 2000  # loaded, not rebuilt
     assert [[h.id for h in row] for row in again.search(queries, k=10)] == got
 
 
@@ -69,7 +71,7 @@ def test_filtered_search_over_hnsw_with_a_selector(tmp_path, monkeypatch):
 
 
 def generation_files(path) -> set[str]:
-    return {p.name for p in path.iterdir() if p.name.split("-")[0] in {"vectors", "metadata", "hnsw"}}
+    return {p.name for p in path.iterdir() if p.name.split("-")[0] in {"vectors", "metadata", "hnsw", "index"}}
 
 
 def test_crash_before_the_manifest_keeps_the_previous_generation(tmp_path, monkeypatch):
@@ -83,42 +85,42 @@ def test_crash_before_the_manifest_keeps_the_previous_generation(tmp_path, monke
 
     def crash_on_manifest(target, data):
         if target.name == MANIFEST:
-            written.extend(generation_files(path))  # vectors and metadata of generation 2 are written
+            written.extend(generation_files(path))  # index and metadata of generation 2 are written
             raise OSError("disk full")
         real_write(target, data)
 
     monkeypatch.setattr(faiss_store, "atomic_write_bytes", crash_on_manifest)
     with pytest.raises(LookalikeError, match="disk full.*unchanged \\(generation 1\\)"):
         index.save()
-    assert {"vectors-000002.npy", "metadata-000002.json"} <= set(written)
-    assert generation_files(path) == {"vectors-000001.npy", "metadata-000001.json"}  # the failed save tidied up
+    assert {"index-000002.faiss", "metadata-000002.json"} <= set(written)
+    assert generation_files(path) == {"index-000001.faiss", "metadata-000001.json"}  # the failed save tidied up
     old = FaissIndex.load(path)
     assert old.generation == 1 and len(old) == 50 and [i for i, _ in old.items()] == first_ids
 
     monkeypatch.setattr(faiss_store, "atomic_write_bytes", real_write)
     index.save()
-    assert generation_files(path) == {"vectors-000002.npy", "metadata-000002.json"}  # generation 1 cleaned
+    assert generation_files(path) == {"index-000002.faiss", "metadata-000002.json"}  # generation 1 cleaned
     again = FaissIndex.load(path)
     assert again.generation == 2 and len(again) == 80
 
 
-def test_crash_while_writing_vectors_leaves_no_partial_file(tmp_path, monkeypatch):
+def test_crash_while_writing_the_index_leaves_no_partial_file(tmp_path, monkeypatch):
     path = tmp_path / "idx"
     index = FaissIndex(path, 8)
     fill(index, 20, seed=9)
     index.save()
     before = sorted(p.name for p in path.iterdir())
     fill(index, 20, seed=10, start=20)
-    real_write = faiss_store.write_npy
+    real_write = faiss_store.write_structure
 
-    def torn_write(fh, array):
-        fh.write(b"\x93NUMPY partial")
+    def torn_write(fh, structure):
+        fh.write(b"IxF2 partial")
         raise OSError("power cut")
 
-    monkeypatch.setattr(faiss_store, "write_npy", torn_write)
+    monkeypatch.setattr(faiss_store, "write_structure", torn_write)
     with pytest.raises(LookalikeError, match="power cut"):
         index.save()
-    monkeypatch.setattr(faiss_store, "write_npy", real_write)
+    monkeypatch.setattr(faiss_store, "write_structure", real_write)
     assert sorted(p.name for p in path.iterdir()) == before  # no temp or half-written file left
     assert len(FaissIndex.load(path)) == 20
 
@@ -129,7 +131,7 @@ def test_each_save_removes_older_generations(tmp_path):
     for round_ in range(3):
         fill(index, 15, seed=20 + round_, start=15 * round_)
         index.save()
-    assert generation_files(path) == {"vectors-000003.npy", "metadata-000003.json", "hnsw-000003.faiss"}
+    assert generation_files(path) == {"index-000003.faiss", "metadata-000003.json"}
     assert len(FaissIndex.load(path)) == 45
 
 

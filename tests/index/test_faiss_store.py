@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ import pytest
 import lookalike.fsutil as fsutil
 from lookalike.errors import LookalikeError
 from lookalike.index.faiss_index import MANIFEST, FaissIndex
+
+FORMAT1 = Path(__file__).resolve().parent.parent / "fixtures" / "faiss-format1"
 
 
 def saved_index(path, n: int = 5, dim: int = 8) -> FaissIndex:
@@ -40,7 +44,7 @@ def test_a_damaged_manifest_is_one_clear_error(tmp_path, damage):
         FaissIndex.load(path)
 
 
-@pytest.mark.parametrize("which", ["vectors", "metadata"])
+@pytest.mark.parametrize("which", ["index", "metadata"])
 @pytest.mark.parametrize("damage", ["truncate", "remove"])
 def test_a_damaged_or_missing_generation_file_is_one_clear_error(tmp_path, which, damage):
     path = tmp_path / "idx"
@@ -54,20 +58,18 @@ def test_a_damaged_or_missing_generation_file_is_one_clear_error(tmp_path, which
         FaissIndex.load(path)
 
 
-def test_an_unreadable_hnsw_graph_is_rebuilt_from_the_vectors(tmp_path):
+def test_an_unreadable_format1_hnsw_graph_is_rebuilt_from_its_vectors(tmp_path):
     path = tmp_path / "idx"
-    index = FaissIndex(path, 8, hnsw_threshold=10)
-    vectors = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index.add([f"e{i}" for i in range(20)], vectors, [{}] * 20)
-    index.save()
+    shutil.copytree(FORMAT1 / "hnsw", path)  # format /1: the vectors were the source of truth then
     graph = path / json.loads((path / MANIFEST).read_text())["files"]["hnsw"]
     graph.write_bytes(b"not a faiss index")
     again = FaissIndex.load(path)
-    assert again.search(vectors[3:4], 1)[0][0].id == "e3"
+    vectors = json.loads((FORMAT1 / "hnsw.expected.json").read_text())["vectors"]
+    assert again.search(np.array([vectors["e3"]], np.float32), 1)[0][0].id == "e3"
+    assert again.info()["structure"] == "hnsw" and len(again) == 59
 
 
-@pytest.mark.parametrize("failing_fsync", [1, 2, 3])  # vectors, metadata, manifest
+@pytest.mark.parametrize("failing_fsync", [1, 2, 3])  # index, metadata, manifest
 def test_disk_full_during_save_keeps_the_saved_generation_and_leaves_nothing(tmp_path, monkeypatch, failing_fsync):
     path = tmp_path / "idx"
     index = saved_index(path)
@@ -99,7 +101,7 @@ def test_a_killed_saves_temp_files_are_removed_by_the_next_save_and_only_those(t
     path = tmp_path / "idx"
     index = saved_index(path)
     ours = [".vectors-000002.npy.k3j_x9a2.tmp", ".metadata-000002.json.abcdefgh.tmp", ".manifest.json.q1w2e3r4.tmp",
-            ".hnsw-000007.faiss.zzzzzzzz.tmp"]
+            ".hnsw-000007.faiss.zzzzzzzz.tmp", ".index-000002.faiss.a1b2c3d4.tmp"]
     not_ours = [".notes.txt.abcdefgh.tmp", "vectors-000002.npy.tmp", ".manifest.json.tmp~", "mine.tmp",
                 ".photo.png.abcdefgh.tmp"]
     for name in ours + not_ours:
@@ -115,9 +117,9 @@ def test_the_cleanup_pattern_matches_the_temp_files_atomic_write_makes(tmp_path)
     from lookalike.index.faiss_store import TEMP_FILE
 
     seen = []
-    for name in (MANIFEST, "vectors-000123.npy", "metadata-000123.json", "hnsw-000123.faiss"):
+    for name in (MANIFEST, "vectors-000123.npy", "metadata-000123.json", "hnsw-000123.faiss", "index-000123.faiss"):
         fsutil.atomic_write(tmp_path / name, lambda fh: seen.extend(p.name for p in tmp_path.glob(".*.tmp")))
-    assert len(seen) == 4 and all(TEMP_FILE.match(name) for name in seen), seen
+    assert len(seen) == 5 and all(TEMP_FILE.match(name) for name in seen), seen
 
 
 def test_the_writer_lock_refuses_a_second_writer_and_names_the_first(tmp_path):

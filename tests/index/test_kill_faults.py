@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+import faiss
 import pytest
 
 from lookalike.index.faiss_index import MANIFEST, FaissIndex
@@ -36,7 +36,7 @@ from lookalike.index.faiss_index import FaissIndex
 
 point, nth = sys.argv[1], int(sys.argv[2])
 saves = 0
-real_save, real_replace, real_write_npy = FaissIndex.save, os.replace, faiss_store.write_npy
+real_save, real_replace, real_write = FaissIndex.save, os.replace, faiss_store.write_structure
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
@@ -50,21 +50,21 @@ def save(self):
 
 def replace(src, dst, *args, **kwargs):
     name = os.path.basename(dst)
-    if saves == nth and (point, name.split("-")[0]) in {("vectors-written", "vectors"),
+    if saves == nth and (point, name.split("-")[0]) in {("index-written", "index"),
                                                         ("before-manifest", "manifest.json")}:
         die()
     real_replace(src, dst, *args, **kwargs)
     if saves == nth and point == "after-manifest" and name == "manifest.json":
         die()
 
-def torn_write_npy(fh, array):
-    if saves == nth and point == "torn-vectors":
-        fh.write(b"\x93NUMPY half a header")
+def torn_write(fh, structure):
+    if saves == nth and point == "torn-index":
+        fh.write(b"IxF2 half a header")
         fh.flush()
         die()
-    return real_write_npy(fh, array)
+    return real_write(fh, structure)
 
-FaissIndex.save, os.replace, faiss_store.write_npy = save, replace, torn_write_npy
+FaissIndex.save, os.replace, faiss_store.write_structure = save, replace, torn_write
 from lookalike.cli import main
 sys.exit(main(sys.argv[3:]))
 """
@@ -107,9 +107,9 @@ def consistent_count(index_dir: Path, expected: dict[str, str]) -> int:
         return 0
     index = FaissIndex.load(index_dir)  # refuses any disagreement between manifest and files
     manifest = json.loads((index_dir / MANIFEST).read_text())
-    vectors = np.load(index_dir / manifest["files"]["vectors"])
-    records = json.loads((index_dir / manifest["files"]["metadata"]).read_text())
-    assert manifest["count"] == len(index) == len(vectors) == len(records)
+    structure = faiss.read_index(str(index_dir / manifest["files"]["index"]))
+    records = [r for r in json.loads((index_dir / manifest["files"]["metadata"]).read_text()) if r is not None]
+    assert manifest["count"] == len(index) == structure.ntotal == len(records)
     assert len(index) % CHECKPOINT == 0  # only whole checkpoints are ever saved
     assert {id_: meta["path"] for id_, meta in index.items()}.items() <= expected.items()
     return len(index)
@@ -123,15 +123,15 @@ def test_sigkill_around_checkpoints_never_breaks_the_index(photos, tmp_path):
     killed_at("before-save", 1, photos, index_dir)  # first batch embedded, never saved
     assert consistent_count(index_dir, expected) == 0
 
-    killed_at("torn-vectors", 1, photos, index_dir)  # dies halfway through writing a temp file
+    killed_at("torn-index", 1, photos, index_dir)  # dies halfway through writing a temp file
     assert consistent_count(index_dir, expected) == 0
-    assert list(index_dir.glob(".vectors-*.tmp"))  # the leftover the next save must remove
+    assert list(index_dir.glob(".index-*.tmp"))  # the leftover the next save must remove
 
     killed_at("before-manifest", 2, photos, index_dir)  # generation 2 written, manifest still at 1
     assert consistent_count(index_dir, expected) == CHECKPOINT
-    assert (index_dir / "vectors-000002.npy").exists() and not list(index_dir.glob(".vectors-*.tmp"))
+    assert (index_dir / "index-000002.faiss").exists() and not list(index_dir.glob(".index-*.tmp"))
 
-    killed_at("vectors-written", 1, photos, index_dir)  # complete temp file, never renamed
+    killed_at("index-written", 1, photos, index_dir)  # complete temp file, never renamed
     assert consistent_count(index_dir, expected) == CHECKPOINT
 
     killed_at("after-manifest", 1, photos, index_dir)  # saved; the old generation not yet removed
@@ -158,4 +158,4 @@ def test_sigkill_around_checkpoints_never_breaks_the_index(photos, tmp_path):
     assert {id_: m["path"] for id_, m in FaissIndex.load(index_dir).items()} == expected
     generation = json.loads((index_dir / MANIFEST).read_text())["generation"]
     assert sorted(p.name for p in index_dir.iterdir()) == sorted(
-        [".ingest.lock", ".lock", MANIFEST, f"metadata-{generation:06d}.json", f"vectors-{generation:06d}.npy"])
+        [".ingest.lock", ".lock", MANIFEST, f"metadata-{generation:06d}.json", f"index-{generation:06d}.faiss"])

@@ -1,0 +1,170 @@
+"""Which FAISS structure holds an index's vectors, chosen by size, and how it is made.
+
+The structure is the only copy of the vectors (in memory and on disk):
+
+- ``flat``   below ``hnsw_threshold``: exact inner product over float32 (``IndexFlatIP``).
+- ``hnsw``   from ``hnsw_threshold``: an HNSW graph over ``storage`` codes — ``fp16`` (2 bytes a
+  dimension, the default: 1M x 1280-d in ~2.7 GB), ``sq8`` (1 byte: half that, but at 1M its
+  rounding reorders close neighbours, recall@10 0.85) or ``flat`` (4 bytes). The graph grows with
+  every ``add``; it is never rebuilt by an add.
+- ``ivfpq``  from ``ivfpq_threshold`` (0 = never): inverted lists of 4-bit fast-scan PQ codes,
+  ``dim / 8`` bytes a vector (160 B at 1280-d, 16x smaller than fp16) for collections HNSW cannot
+  hold in RAM, at a large recall cost (~0.7 at recall@10; see docs/BENCHMARKS.md).
+
+Changing kind (crossing a threshold) rebuilds once from the reconstructed vectors; SQ8 and PQ are
+trained on the vectors present then (SQ8 learns each dimension's range: later values outside it
+are clipped, which unit vectors of one model rarely are).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+KINDS = ("flat", "hnsw", "ivfpq")
+STORAGES = ("sq8", "fp16", "flat")
+TRAIN_SAMPLE = 100_000  # vectors SQ8 / IVF-PQ are trained on: ranges and centroids settle far earlier
+
+
+def _faiss():
+    import faiss
+
+    return faiss
+
+
+@contextmanager
+def omp_threads(n: int) -> Iterator[None]:
+    """Run FAISS with ``n`` OpenMP threads in the calling thread, then restore its setting.
+
+    OpenMP keeps the thread count per OS thread: setting it once at start-up does not reach
+    the worker threads a server searches from.
+    """
+    faiss = _faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def choose(count: int, params: dict[str, Any]) -> str:
+    """The kind of structure for ``count`` vectors under ``params`` (hnsw_threshold 0: always exact)."""
+    if params["hnsw_threshold"] <= 0:
+        return "flat"
+    if params.get("ivfpq_threshold", 0) and count >= params["ivfpq_threshold"]:
+        return "ivfpq"
+    if params["hnsw_threshold"] > 0 and count >= params["hnsw_threshold"]:
+        return "hnsw"
+    return "flat"
+
+
+def describe(structure) -> dict[str, str]:
+    """``{"kind": ..., "storage": ...}`` of a FAISS structure (what the manifest records)."""
+    faiss = _faiss()
+    if hasattr(structure, "hnsw"):
+        storage = faiss.downcast_index(structure.storage)
+        if isinstance(storage, faiss.IndexScalarQuantizer):
+            qtype = storage.sq.qtype
+            return {"kind": "hnsw", "storage": "fp16" if qtype == faiss.ScalarQuantizer.QT_fp16 else "sq8"}
+        return {"kind": "hnsw", "storage": "flat"}
+    if hasattr(structure, "nlist"):
+        return {"kind": "ivfpq", "storage": "pq4"}
+    return {"kind": "flat", "storage": "flat"}
+
+
+def nlist_for(count: int) -> int:
+    """Inverted lists for ``count`` vectors: a power of two near sqrt(count), >= 39 training points each."""
+    lists = 2 ** round(math.log2(max(1.0, math.sqrt(count))))
+    return int(max(1, min(lists, count // 39)))
+
+
+def pq_m(dim: int) -> int:
+    """PQ sub-quantizers: one 4-bit code per 4 dimensions (the largest divisor of dim up to dim/4)."""
+    return next(m for m in range(max(1, dim // 4), 0, -1) if dim % m == 0)
+
+
+def make(kind: str, dim: int, params: dict[str, Any], sample: np.ndarray | None = None,
+         count: int = 0):
+    """An empty, trained structure of ``kind``; ``sample`` trains SQ8 / IVF-PQ."""
+    faiss = _faiss()
+    ip = faiss.METRIC_INNER_PRODUCT
+    if kind == "flat":
+        return faiss.IndexFlatIP(dim)
+    if kind == "hnsw":
+        storage = params.get("hnsw_storage", "sq8")
+        if storage not in STORAGES:
+            raise ValueError(f"hnsw_storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+        if storage == "flat":
+            structure = faiss.IndexHNSWFlat(dim, params["m"], ip)
+        else:
+            qtype = faiss.ScalarQuantizer.QT_8bit if storage == "sq8" else faiss.ScalarQuantizer.QT_fp16
+            structure = faiss.IndexHNSWSQ(dim, qtype, params["m"], ip)
+        structure.hnsw.efConstruction = params["ef_construction"]
+    elif kind == "ivfpq":
+        structure = faiss.index_factory(dim, f"IVF{nlist_for(max(count, len(sample)))},PQ{pq_m(dim)}x4fs", ip)
+    else:
+        raise ValueError(f"unknown structure kind {kind!r}")
+    if not structure.is_trained:
+        if sample is None or not len(sample):
+            raise ValueError(f"a {kind} structure needs vectors to train on")
+        structure.train(np.ascontiguousarray(sample[:TRAIN_SAMPLE]))
+    return structure
+
+
+def after_load(structure) -> None:
+    """Prepare a structure read from disk for lookups by position."""
+    if hasattr(structure, "nlist"):
+        structure.make_direct_map()  # reconstruct(position) needs it; not serialised
+
+
+def search_params(structure, *, ef_search: int, nprobe: int, k: int, selector=None, exhaustive: bool = False):
+    """FAISS search parameters for ``structure`` (``exhaustive``: IVF probes every list)."""
+    faiss = _faiss()
+    if hasattr(structure, "hnsw"):
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(ef_search, k)
+    elif hasattr(structure, "nlist"):
+        params = faiss.SearchParametersIVF()
+        params.nprobe = structure.nlist if exhaustive else min(nprobe, structure.nlist)
+    else:
+        params = faiss.SearchParameters()
+    if selector is not None:
+        params.sel = selector
+    return params
+
+
+def exact_part(structure):
+    """What a filtered search over few rows scans exactly: the codes themselves, without the graph."""
+    if hasattr(structure, "hnsw"):
+        return _faiss().downcast_index(structure.storage)
+    return structure
+
+
+def reconstruct(structure, positions: np.ndarray) -> np.ndarray:
+    """The (decoded) vectors at ``positions``; lossy codes are re-normalised to unit length."""
+    positions = np.ascontiguousarray(positions, dtype=np.int64)
+    if not len(positions):
+        return np.zeros((0, structure.d), np.float32)
+    vectors = np.asarray(structure.reconstruct_batch(positions), dtype=np.float32)
+    if describe(structure)["storage"] in ("sq8", "pq4"):
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors /= np.where(norms > 0, norms, 1.0)
+    return vectors
+
+
+def code_bytes(structure) -> int:
+    """Bytes the structure holds for its vectors and graph (the index's memory, bar Python's ids)."""
+    faiss = _faiss()
+    if hasattr(structure, "hnsw"):
+        storage = faiss.downcast_index(structure.storage)
+        graph = structure.hnsw.neighbors.size() * 4 + structure.hnsw.levels.size() * 4 \
+            + structure.hnsw.offsets.size() * 8
+        return int(storage.code_size * storage.ntotal + graph)
+    if hasattr(structure, "nlist"):
+        return int(structure.code_size * structure.ntotal + structure.ntotal * 8)
+    return int(structure.code_size * structure.ntotal)
