@@ -1,11 +1,15 @@
 # Cloud artifacts: the SageMaker model archive and the Lambda package (both byte-reproducible).
 #   make build                     dist/model.tar.gz + dist/lambda.zip
 #   make build BACKBONE=efficientnet-lite0 HEAD=path/to/head.onnx SAGEMAKER_PYTHON=3.11 LAMBDA_PYTHON=3.12
+#   make build-model PRECISION=int8  the int8 model: ~2x throughput, but only for instances with AVX-512
+#                                  VNNI (ml.c6i, ml.m6i, ...). fp32 by default: SageMaker serverless does
+#                                  not say which CPU runs it, and int8 kernels can saturate without VNNI
 #   make sagemaker-local           serve dist/model.tar.gz under the real SageMaker serving stack
 #                                  (TorchServe + the toolkit, own venv) on 127.0.0.1:$(SAGEMAKER_PORT)
 #   make sagemaker-venv            only create that venv (.cache/sagemaker-container-venv, once)
 BACKBONE ?= efficientnet-lite2
 HEAD ?=
+PRECISION ?= fp32
 LAMBDA_PYTHON ?= 3.12
 SAGEMAKER_PYTHON ?= 3.11
 SAGEMAKER_PORT ?= 8080
@@ -25,7 +29,7 @@ LAMBDA_INPUTS := lambda/build.py lambda/handler.py $(PACKAGE_SOURCES)
 
 build: $(DIST)/model.tar.gz $(DIST)/lambda.zip ## Build dist/model.tar.gz (SageMaker) and dist/lambda.zip (Lambda)
 
-build-model: $(DIST)/model.tar.gz ## Build only the SageMaker model archive (BACKBONE=..., HEAD=head.onnx)
+build-model: $(DIST)/model.tar.gz ## Build only the SageMaker model archive (BACKBONE=..., HEAD=head.onnx, PRECISION=fp32|int8: int8 only for VNNI instances)
 
 build-lambda: $(DIST)/lambda.zip ## Build only the Lambda package (LAMBDA_PYTHON=3.12)
 
@@ -35,7 +39,7 @@ $(MODEL_WHEELS).done: model_package/code/requirements.txt model_package/constrai
 
 $(DIST)/model.tar.gz: $(MODEL_WHEELS).done $(MODEL_INPUTS) | venv
 	$(PY) model_package/build.py --out $@ --backbone $(BACKBONE) $(if $(HEAD),--head $(HEAD)) \
-		--wheels-dir $(MODEL_WHEELS) --python-version $(SAGEMAKER_PYTHON)
+		--precision $(PRECISION) --wheels-dir $(MODEL_WHEELS) --python-version $(SAGEMAKER_PYTHON)
 
 $(LAMBDA_DEPS).done: lambda/requirements.txt | venv
 	$(PY) lambda/build.py --deps-only --deps-dir $(LAMBDA_DEPS) --python-version $(LAMBDA_PYTHON)

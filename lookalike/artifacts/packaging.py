@@ -37,7 +37,7 @@ MODEL_MODULES = ("__init__.py", "errors.py", "imaging.py", "limits.py",
                  "embedders/__init__.py", "embedders/base.py", "embedders/onnx.py", "embedders/preprocess.py")
 LAMBDA_MODULES = ("__init__.py", "config.py", "errors.py", "imaging.py", "limits.py", "memory.py",
                   "search/__init__.py", "search/schema.py", "search/service.py", "search/compat.py",
-                  "index/__init__.py", "index/base.py",
+                  "index/__init__.py", "index/base.py", "index/postprocess.py",
                   "index/opensearch/__init__.py", "index/opensearch/client.py", "index/opensearch/mapping.py",
                   "index/opensearch/bulk.py", "index/opensearch/index.py",
                   "cloud/__init__.py", "cloud/aws.py", "cloud/sagemaker_embedder.py", "cloud/storage.py",
@@ -176,29 +176,48 @@ def download_model_wheels(target: Path, *, python_version: str = "3.11") -> Path
     return Path(target)
 
 
+# The archive's precision when none is chosen, and why (recorded in its manifest). The container
+# runs ONNX Runtime only (no OpenVINO), so the archive's engine is always onnxruntime.
+ARCHIVE_PRECISIONS = ("fp32", "int8")
+ARCHIVE_DEFAULT = "fp32"
+ARCHIVE_REASONS = {
+    "fp32": "fp32 by default: SageMaker (serverless above all) does not say which CPU runs the model, "
+            "ONNX Runtime's int8 kernels can saturate on x86 CPUs without VNNI (AVX2/AVX-512), and even with "
+            "VNNI ONNX Runtime int8 lost 1.1 points of demo P@2 (docs/BENCHMARKS.md); build with "
+            "PRECISION=int8 for instances known to have VNNI (2.3x batch throughput measured)",
+    "int8": "int8 chosen at build time: for instances with AVX-512 VNNI (e.g. ml.c6i, ml.m6i, ml.c7i); "
+            "without VNNI ONNX Runtime's u8s8 kernels can saturate; measured 2.3x fp32 throughput, "
+            "-1.1 points of demo P@2",
+}
+
+
 def model_archive_files(*, backbone: str, cache_dir: Path, weights: Path | str | None = None,
                         model: Path | None = None, head: Path | None = None,
-                        wheels_dir: Path | None = None,
+                        wheels_dir: Path | None = None, precision: str | None = None,
                         max_image_pixels: int = MAX_IMAGE_PIXELS) -> dict[str, Path | bytes]:
     """The entries of ``model.tar.gz``: ONNX model + spec (+ head) at the root, a manifest,
     ``code/inference.py``, ``code/requirements.txt``, the lookalike modules it imports and,
-    with ``wheels_dir``, ``code/wheels/`` for an offline install (network-isolated endpoint)."""
+    with ``wheels_dir``, ``code/wheels/`` for an offline install (network-isolated endpoint).
+    ``precision`` ``int8`` ships the quantized model instead of the fp32 one (default:
+    ``ARCHIVE_DEFAULT``, see ``ARCHIVE_REASONS``)."""
     import json
 
     from ..embedders import create_embedder
 
-    if model is not None:
-        model_path, name = Path(model), Path(model).stem
-    else:
-        from ..embedders.export import ensure_onnx
-
-        model_path, name = ensure_onnx(backbone, cache_dir, weights), backbone
+    precision = precision or ARCHIVE_DEFAULT
+    if precision not in ARCHIVE_PRECISIONS:
+        raise ValueError(f"the model archive runs ONNX Runtime: precision must be fp32 or int8, not {precision}")
+    # Loading it here checks the package works and gives the file, name, dim and fingerprint to record.
+    embedder = create_embedder(backbone, cache_dir=cache_dir, model=model, weights=weights, head=head,
+                               engine="onnxruntime", precision=precision)
+    name = Path(model).stem if model is not None else backbone
+    model_path = embedder.model_path
     spec_path = model_path.with_suffix(".json")
-    # Loading it here checks the package works and gives the name, dim and fingerprint to record.
-    embedder = create_embedder(backbone, cache_dir=cache_dir, model=model, weights=weights, head=head)
     files: dict[str, Path | bytes] = {f"{name}.onnx": model_path, f"{name}.json": spec_path}
     manifest = {"format": "lookalike-sagemaker/1", "name": name, "model": f"{name}.onnx", "spec": f"{name}.json",
                 "head": None, "dim": embedder.dim, "embedder": embedder.name, "fingerprint": embedder.fingerprint,
+                "engine": embedder.engine, "precision": embedder.precision,
+                "choice": ARCHIVE_REASONS[precision],
                 "limits": {"max_image_pixels": int(max_image_pixels)}}
     if head is not None:
         head = Path(head)

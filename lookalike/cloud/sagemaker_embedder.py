@@ -79,12 +79,16 @@ class SageMakerEmbedder:
     """
 
     def __init__(self, endpoint: str, client, *, name: str | None = None, dim: int | None = None,
+                 engine: str | None = None, precision: str | None = None,
                  max_attempts: int = 4, backoff: float = 0.1, max_payload: int = MAX_PAYLOAD):
         if not endpoint:
             raise BackendUnavailable("No SageMaker endpoint is configured (LOOKALIKE_SAGEMAKER_ENDPOINT).")
         self.endpoint, self.client = endpoint, client
         self.max_attempts, self.backoff, self.max_payload = max(1, max_attempts), backoff, max_payload
         self._name, self._dim = name, dim
+        # How the endpoint makes its vectors (inference.py answers them; None until it has, or for an
+        # archive built before they were recorded). Given ones are checked against every answer.
+        self.engine, self.precision = engine, precision
 
     @classmethod
     def from_settings(cls, settings, client=None, **kwargs: Any) -> SageMakerEmbedder:
@@ -151,6 +155,17 @@ class SageMakerEmbedder:
             self._name, self._dim = str(answer["model"]), int(answer["dim"])
         except (KeyError, TypeError, ValueError):
             raise UpstreamError(f"SageMaker endpoint {self.endpoint!r} did not describe its model.") from None
+        self._check_run(answer)
+
+    def _check_run(self, answer: dict) -> None:
+        """Record the answer's engine/precision, or refuse one that differs from the expected."""
+        for key in ("engine", "precision"):
+            value, expected = answer.get(key), getattr(self, key)
+            if value is not None and expected is not None and value != expected:
+                raise UpstreamError(f"SageMaker endpoint {self.endpoint!r} runs {key} {value!r} but the index's "
+                                    f"vectors are {expected!r}; deploy the archive the index was built with.")
+            if value is not None:
+                setattr(self, key, str(value))
 
     def _check(self, answer: dict, n: int) -> list[list[float]]:
         try:
@@ -162,6 +177,7 @@ class SageMakerEmbedder:
         if dim != self._dim or model != self._name or len(rows) != n or any(len(r) != dim for r in rows):
             raise UpstreamError(f"SageMaker endpoint {self.endpoint!r} answered {len(rows)} vectors of model "
                                 f"{model!r} ({dim}-d); expected {n} of {self._name!r} ({self._dim}-d).")
+        self._check_run(answer)
         return rows
 
     def _invoke(self, body: bytes, content_type: str) -> dict:

@@ -41,6 +41,11 @@ def _session(path: Path, threads: int, bulk: bool = False):
         raise ConfigError(f"cannot load ONNX model {path}: {exc}") from None
 
 
+def run_suffix(engine: str, precision: str) -> str:
+    """The fingerprint's mark of how a model runs ("" for onnxruntime/fp32, the historical default)."""
+    return "" if (engine, precision) == ("onnxruntime", "fp32") else f"@{engine}-{precision}"
+
+
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
@@ -52,18 +57,20 @@ class OnnxEmbedder:
     L2-normalised features go through the head model (``(n, dim_in)`` → ``(n, dim)``).
     The result is always ``(n, dim) float32`` with unit-length rows. ``bulk`` tunes the
     ONNX Runtime session for batch ingest beside preprocessing threads (see ``_session``).
+    ``precision`` says what the file holds (``fp32``, or ``int8`` for a quantized export); it is
+    part of the fingerprint. Subclasses run the model with another engine (``_open``).
     """
 
+    engine = "onnxruntime"
+
     def __init__(self, model_path: Path, spec: PreprocessSpec, *, name: str | None = None,
-                 head_path: Path | None = None, batch_size: int = BATCH_SIZE, threads: int = 0, bulk: bool = False):
+                 head_path: Path | None = None, batch_size: int = BATCH_SIZE, threads: int = 0, bulk: bool = False,
+                 precision: str = "fp32"):
         self.model_path = Path(model_path)
         self.spec = spec
         self.batch_size = batch_size
-        self._session = _session(self.model_path, threads, bulk)
-        inputs = self._session.get_inputs()
-        if len(inputs) != 1:
-            raise ConfigError(f"{model_path}: expected one input (n, 3, H, W), found {len(inputs)}")
-        self._input = inputs[0].name
+        self.precision = precision
+        self._infer = self._open(threads, bulk)
         self._head = _session(head_path, threads, bulk) if head_path else None
         self.head_path = Path(head_path) if head_path else None
         base = name or self.model_path.stem
@@ -73,6 +80,18 @@ class OnnxEmbedder:
         if self._head is not None:
             self._check_head(base, int(self._features(probe).shape[1]))
         self.dim = int(self._run(probe).shape[1])
+
+    def _open(self, threads: int, bulk: bool):
+        """Load the model; returns ``run(batch) -> raw output``. Other engines override this."""
+        if self.precision not in ("fp32", "int8"):
+            raise ConfigError(f"ONNX Runtime runs fp32 or int8 models, not {self.precision}; "
+                              "use --engine openvino for bf16")
+        self._session = _session(self.model_path, threads, bulk)
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ConfigError(f"{self.model_path}: expected one input (n, 3, H, W), found {len(inputs)}")
+        input_name = inputs[0].name
+        return lambda batch: self._session.run(None, {input_name: batch})[0]
 
     def _check_head(self, base: str, backbone_dim: int) -> None:
         """Refuse a head of another width here, not as a shape error deep inside ONNX Runtime."""
@@ -86,9 +105,11 @@ class OnnxEmbedder:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the exact model (and head) bytes; stored in an index to catch mix-ups."""
+        """Identifies the exact model (and head) bytes and how they run; stored in an index to catch
+        mix-ups. ONNX Runtime fp32 is the file digest alone, as in indexes made before engines and
+        precisions existed; any other way of running adds ``@engine-precision``."""
         parts = [_file_digest(self.model_path)] + ([_file_digest(self.head_path)] if self.head_path else [])
-        return "-".join(parts)
+        return "-".join(parts) + run_suffix(self.engine, self.precision)
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """One RGB image → ``(3, crop, crop) float32``; safe to call from worker threads."""
@@ -113,7 +134,7 @@ class OnnxEmbedder:
 
     def _features(self, batch: np.ndarray) -> np.ndarray:
         """The backbone's L2-normalised ``(n, d)`` features, before any head."""
-        features = self._session.run(None, {self._input: batch})[0]
+        features = self._infer(batch)
         if features.ndim == 4:
             features = features.mean(axis=(2, 3))
         if features.ndim != 2:

@@ -1,4 +1,4 @@
-"""Model input preprocessing: RGB ``PIL.Image`` → normalised ``(3, crop, crop) float32`` array.
+"""Model input preprocessing: RGB (or grey) ``PIL.Image`` → normalised ``(3, crop, crop) float32`` array.
 
 One :class:`PreprocessSpec` per model travels with it (inside the cache, beside a custom
 ``.onnx`` as ``.json``, inside the SageMaker archive), so indexing, search and serving
@@ -93,19 +93,61 @@ def resize_and_crop(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
 
 
 def to_array(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
-    """One RGB image → ``(3, crop, crop) float32`` normalised array."""
-    if image.mode != "RGB":
-        raise ValueError(f"expected an RGB image, got mode {image.mode}; decode with lookalike.imaging first")
-    pixels = np.asarray(resize_and_crop(image, spec))  # (crop, crop, 3) uint8
-    scale = 1.0 / (255.0 * np.asarray(spec.std, dtype=np.float64))
-    offset = -np.asarray(spec.mean, dtype=np.float64) / np.asarray(spec.std, dtype=np.float64)
-    out = np.empty((3, spec.crop, spec.crop), dtype=np.float32)
-    # One fused pass per channel straight from uint8 into the channels-first output: about 10x
-    # faster than building float (h, w, 3) temporaries and transposing them.
-    for c in range(3):
-        np.multiply(pixels[:, :, c], np.float32(scale[c]), out=out[c], dtype=np.float32)
-        out[c] += np.float32(offset[c])
+    """One RGB or grey (``L``) image → ``(3, crop, crop) float32`` normalised array.
+
+    A grey image is resized as one plane and that plane is scaled into all three channels:
+    Pillow resamples every band alike, so the array is identical to converting to RGB first
+    (R = G = B) at a third of the resizing (Fashion-MNIST decode + prepare: 0.93 → 0.44 ms an image).
+    """
+    if image.mode not in ("RGB", "L"):
+        raise ValueError(f"expected an RGB or L image, got mode {image.mode}; decode with lookalike.imaging first")
+    if image.mode == "RGB":
+        image = grey_band(image) or image
+    return scale_pixels(np.asarray(resize_and_crop(image, spec)), spec)
+
+
+def scale_pixels(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """``(h, w, 3)`` or grey ``(h, w)`` uint8 → ``(3, h, w) float32``, ``(x / 255 - mean) / std``."""
+    scale, offset = _scaling(spec)
+    out = np.empty((3, *pixels.shape[:2]), dtype=np.float32)
+    # Straight from uint8 into the channels-first output, all channels in one multiply and one add
+    # (0.13 ms at 260 x 260; a pass per channel 0.20 ms; float (h, w, 3) temporaries 3.6 ms).
+    if pixels.ndim == 2 and len(set(zip(scale, offset))) == 1:
+        np.multiply(pixels, scale[0], out=out[0], dtype=np.float32)
+        out[0] += offset[0]
+        out[1:] = out[0]  # the same plane, scaled the same: copied, not computed again
+        return out
+    source = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    np.multiply(source, np.asarray(scale, np.float32)[:, None, None], out=out, dtype=np.float32)
+    out += np.asarray(offset, np.float32)[:, None, None]
     return out
+
+
+# Grey content stored as RGB (Fashion-MNIST exported as PNG, scans) is checked in full up to this
+# many pixels; larger images first compare three sample rows, so a colour photo costs ~10 µs.
+GREY_CHECK_PIXELS = 512 * 512
+
+
+def grey_band(image: Image.Image) -> Image.Image | None:
+    """The R band (mode ``L``) of an RGB image whose three bands are equal everywhere, else None."""
+    w, h = image.size
+    if w * h > GREY_CHECK_PIXELS:
+        rows = [image.crop((0, y, w, y + 1)) for y in (h // 4, h // 2, 3 * h // 4)]
+        if not all(_equal_bands(np.asarray(row)) for row in rows):
+            return None
+        if w * h > 16 * GREY_CHECK_PIXELS:  # copying it all to check would cost what one plane saves
+            return None
+    return image.getchannel("R") if _equal_bands(np.asarray(image)) else None
+
+
+def _equal_bands(pixels: np.ndarray) -> bool:
+    return bool(np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 1], pixels[..., 2]))
+
+
+def _scaling(spec: PreprocessSpec) -> tuple[tuple[np.float32, ...], tuple[np.float32, ...]]:
+    """Per channel ``x * scale + offset`` (float32) that maps a uint8 value to ``(x / 255 - mean) / std``."""
+    std, mean = np.asarray(spec.std, dtype=np.float64), np.asarray(spec.mean, dtype=np.float64)
+    return tuple(np.float32(v) for v in 1.0 / (255.0 * std)), tuple(np.float32(v) for v in -mean / std)
 
 
 def to_batch(images, spec: PreprocessSpec) -> np.ndarray:

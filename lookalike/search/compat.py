@@ -9,9 +9,22 @@ from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+# What a local index's model info without engine/precision means: it was built before they
+# existed, when every model ran in ONNX Runtime at fp32 (its fingerprint is the file's digest).
+LEGACY_RUN = {"engine": "onnxruntime", "precision": "fp32"}
+
+
+def stored_run(model: dict | None) -> dict[str, str] | None:
+    """``{"engine", "precision"}`` the index's vectors were made with; None when unknown (no model
+    info yet, or vectors from an endpoint that did not say, which record no fingerprint either)."""
+    model = model or {}
+    if model.get("engine") and model.get("precision"):
+        return {key: model[key] for key in LEGACY_RUN}
+    return dict(LEGACY_RUN) if model.get("fingerprint") else None
+
 
 def check_compatible(embedder, index) -> None:
-    """Refuse to search an index with vectors from another model."""
+    """Refuse to search an index with vectors from another model, engine or precision."""
     if embedder.dim != index.dim:
         raise ConfigError(f"the index holds {index.dim}-d vectors but the embedder {embedder.name!r} makes "
                           f"{embedder.dim}-d ones; use the model the index was built with or re-index")
@@ -19,6 +32,13 @@ def check_compatible(embedder, index) -> None:
     if stored.get("name") and stored["name"] != embedder.name:
         raise ConfigError(f"the index was built with {stored['name']!r} but the embedder is {embedder.name!r}; "
                           "pass the same --backbone/--model/--head or re-index")
+    run = stored_run(stored)
+    mine = {key: getattr(embedder, key, None) for key in LEGACY_RUN}
+    if run and all(mine.values()) and mine != run:
+        # int8, bf16 and fp32 vectors of one image differ (cosine ~0.99): one index never mixes them.
+        raise ConfigError(f"the index was built with {run['engine']}/{run['precision']} but the embedder runs "
+                          f"{mine['engine']}/{mine['precision']}; leave --engine/--precision unset (or pass "
+                          f"--engine {run['engine']} --precision {run['precision']}) or re-index")
     fingerprint = getattr(embedder, "fingerprint", None)
     if stored.get("fingerprint") and fingerprint and stored["fingerprint"] != fingerprint:
         # Same model name, different model bytes (new weights, a changed export): vectors may not match.
@@ -27,4 +47,6 @@ def check_compatible(embedder, index) -> None:
 
 
 def model_info(embedder) -> dict[str, Any]:
-    return {"name": embedder.name, "dim": embedder.dim, "fingerprint": getattr(embedder, "fingerprint", None)}
+    """What an index records of the model that makes its vectors."""
+    return {"name": embedder.name, "dim": embedder.dim, "fingerprint": getattr(embedder, "fingerprint", None),
+            "engine": getattr(embedder, "engine", None), "precision": getattr(embedder, "precision", None)}

@@ -8,7 +8,9 @@ copies those modules next to this file (``code/lookalike/``).
 
 Request:  raw image bytes (``image/jpeg``, ``image/png``, ... or ``application/octet-stream``),
           or ``application/json`` ``{"image": "<base64>"}`` / ``{"images": ["<base64>", ...]}``.
-Response: ``application/json`` ``{"vectors": [[float, ...]], "dim": d, "model": "<name>"}``.
+Response: ``application/json`` ``{"vectors": [[float, ...]], "dim": d, "model": "<name>",
+          "engine": "onnxruntime", "precision": "fp32" | "int8"}`` (how the vectors were made: an
+          index never mixes precisions).
 
 Errors leave as exceptions carrying ``status_code`` (415 unsupported content type, 400 bad
 image or JSON, 413 too large), which the toolkit turns into the HTTP status of the answer.
@@ -63,9 +65,10 @@ def model_fn(model_dir: str) -> OnnxEmbedder:
     LIMITS.update(manifest.get("limits") or {})
     spec = PreprocessSpec.from_file(root / manifest["spec"])
     head = root / manifest["head"] if manifest.get("head") else None
+    # An archive built before precisions were recorded holds the fp32 model.
     embedder = OnnxEmbedder(root / manifest["model"], spec, name=manifest["name"], head_path=head,
-                            batch_size=int(manifest.get("batch_size", 16)))
-    logger.info("loaded %s (%d-d) from %s", embedder.name, embedder.dim, root)
+                            batch_size=int(manifest.get("batch_size", 16)), precision=manifest.get("precision", "fp32"))
+    logger.info("loaded %s (%d-d, %s) from %s", embedder.name, embedder.dim, embedder.precision, root)
     return embedder
 
 
@@ -123,8 +126,9 @@ def input_fn(request_body, request_content_type: str) -> list:
 
 
 def predict_fn(images: list, model: OnnxEmbedder) -> dict:
-    """Images → ``{"vectors": (n, dim) float32, "dim", "model"}``."""
-    return {"vectors": model.encode(images), "dim": model.dim, "model": model.name}
+    """Images → ``{"vectors": (n, dim) float32, "dim", "model", "engine", "precision"}``."""
+    return {"vectors": model.encode(images), "dim": model.dim, "model": model.name, "engine": model.engine,
+            "precision": model.precision}
 
 
 def output_fn(prediction: dict, accept: str | None):
@@ -132,5 +136,6 @@ def output_fn(prediction: dict, accept: str | None):
     media = media_type(accept)
     if media not in ("", "*/*", JSON):
         raise InferenceError(UnsupportedMediaType(f"Accept {media!r} is not supported; use {JSON}."))
-    body = {"vectors": prediction["vectors"].tolist(), "dim": prediction["dim"], "model": prediction["model"]}
+    body = {"vectors": prediction["vectors"].tolist(),
+            **{key: prediction[key] for key in ("dim", "model", "engine", "precision")}}
     return json.dumps(body, separators=(",", ":")), JSON

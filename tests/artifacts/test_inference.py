@@ -133,8 +133,8 @@ def test_predict_and_output_equal_the_local_embedder(inference, model, embedder)
 
 def test_output_fn_refuses_other_accept_types(inference, model):
     prediction = inference.predict_fn([], model)
-    assert json.loads(inference.output_fn(prediction, "*/*")[0]) == {"vectors": [], "dim": 1280,
-                                                                    "model": "efficientnet-lite2"}
+    assert json.loads(inference.output_fn(prediction, "*/*")[0]) == {
+        "vectors": [], "dim": 1280, "model": "efficientnet-lite2", "engine": "onnxruntime", "precision": "fp32"}
     with pytest.raises(inference.InferenceError) as excinfo:
         inference.output_fn(prediction, "text/csv")
     assert status_of(excinfo) == (415, "unsupported_media_type")
@@ -144,6 +144,44 @@ def test_model_fn_reads_the_manifest(model_dir, model):
     manifest = json.loads((model_dir / "lookalike-model.json").read_text())
     assert manifest["name"] == model.name and manifest["dim"] == model.dim
     assert manifest["fingerprint"] == model.fingerprint
+    # fp32 by default, and the manifest says why (the endpoint's CPU is unknown).
+    assert (manifest["engine"], manifest["precision"]) == ("onnxruntime", "fp32") == (model.engine, model.precision)
+    assert "VNNI" in manifest["choice"]
+
+
+def write_archive(root: Path, **kwargs) -> Path:
+    from lookalike.artifacts.packaging import model_archive_files
+
+    for name, source in model_archive_files(backbone="efficientnet-lite2", cache_dir=CACHE_DIR, **kwargs).items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(source if isinstance(source, bytes) else Path(source).read_bytes())
+    return root
+
+
+def test_int8_archive_embeds_under_inference_py(inference, tmp_path, embedder):
+    """PRECISION=int8: the quantized model under ONNX Runtime in inference.py, unchanged; the answer
+    and the manifest say int8, and the vectors are the local int8 embedder's."""
+    from lookalike.embedders import create_embedder
+
+    root = write_archive(tmp_path / "model", precision="int8")
+    manifest = json.loads((root / "lookalike-model.json").read_text())
+    local = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="onnxruntime", precision="int8")
+    assert (manifest["engine"], manifest["precision"], manifest["fingerprint"]) == (
+        "onnxruntime", "int8", local.fingerprint)
+    assert (root / manifest["model"]).stat().st_size == local.model_path.stat().st_size
+    model = inference.model_fn(str(root))
+    paths = demo_images()[5::50]
+    body = json.dumps({"images": [base64.b64encode(p.read_bytes()).decode() for p in paths]})
+    answer = json.loads(inference.output_fn(inference.predict_fn(inference.input_fn(body, "application/json"),
+                                                                 model), "application/json")[0])
+    assert (answer["engine"], answer["precision"], answer["model"]) == ("onnxruntime", "int8", embedder.name)
+    images = [decode_image(p.read_bytes(), max_pixels=40_000_000) for p in paths]
+    vectors = np.asarray(answer["vectors"], np.float32)
+    np.testing.assert_allclose(vectors, local.encode(images), atol=1e-5)
+    assert np.einsum("ij,ij->i", vectors, embedder.encode(images)).min() > 0.93
+    with pytest.raises(ValueError, match="fp32 or int8"):
+        write_archive(tmp_path / "bf16", precision="bf16")
 
 
 class _Request:

@@ -1,0 +1,93 @@
+"""Which engine and precision run the model when the user chose neither: the fastest way that
+held the quality guard in ``scripts/bench_precision.py`` (docs/BENCHMARKS.md, "Model precision
+and engine"), where it is safe on this CPU, else ONNX Runtime fp32.
+
+int8 is safe only on x86-64 with VNNI. Without VNNI, ONNX Runtime's u8s8 kernels multiply with
+VPMADDUBSW, whose 16-bit intermediate sums can saturate on AVX2/AVX-512 ("When and why do I need
+to try U8U8?", https://onnxruntime.ai/docs/performance/model-optimizations/quantization.html);
+OpenVINO documents the same overflow on pre-VNNI CPUs
+(https://docs.openvino.ai/2023.3/pot_saturation_issue.html). ARM and other CPUs were not measured.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+# The measured fastest configuration holding the guard (no P@K, K = 1..6, on demo, Tux Paint or
+# Fashion-MNIST more than 1 point below ONNX Runtime fp32) for the bundled backbone: 3.1x the batch
+# throughput, 2.2x faster single images. Other backbones and custom models were not measured: fp32.
+MEASURED_DEFAULT = ("openvino", "int8")
+MEASURED_BACKBONES = ("efficientnet-lite2",)
+SAFE = ("onnxruntime", "fp32")
+
+
+@dataclass(frozen=True)
+class Run:
+    """How the model runs, and why it runs so (for logs and the model archive's manifest)."""
+
+    engine: str
+    precision: str
+    reason: str
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The ``flags`` of the first processor in ``/proc/cpuinfo`` text."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return set(value.split())
+    return set()
+
+
+def read_cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def choose_run(cpuinfo: str | None = None, *, machine: str | None = None, openvino: bool | None = None,
+               onnx: bool | None = None, measured: tuple[str, str] = MEASURED_DEFAULT) -> Run:
+    """The default engine/precision for this machine (or the given ``cpuinfo`` text, ``machine``
+    architecture and whether OpenVINO and onnx are installed, for tests)."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return Run(*SAFE, f"{machine} CPU: the int8 fast path was measured on x86-64 only")
+    flags = cpu_flags(read_cpuinfo() if cpuinfo is None else cpuinfo)
+    if not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        return Run(*SAFE, "no VNNI: int8 kernels may saturate on this CPU")
+    engine, precision = measured
+    if precision == "int8" and not (_installed("onnx") if onnx is None else onnx):
+        # The int8 model is quantized on first use by ONNX Runtime's tooling, which needs onnx.
+        return Run(*SAFE, "the onnx package is not installed (pip install 'lookalike[fast]') to make the int8 "
+                          "model, so fp32")
+    if engine == "openvino":
+        if not (_installed("openvino") if openvino is None else openvino):
+            # The same int8 file under ONNX Runtime lost 1.1 points of demo P@2: it fails the guard.
+            return Run(*SAFE, "OpenVINO not installed (pip install 'lookalike[fast]'); ONNX Runtime int8 "
+                              "did not hold the quality guard, so fp32")
+    return Run(engine, precision, f"VNNI CPU: {engine} {precision}, the fastest configuration that lost no "
+                                  "more than 1 point of P@K against fp32")
+
+
+def resolve(engine: str | None, precision: str | None, *, backbone: str | None, custom: bool) -> Run:
+    """Fill what the user left unset: the measured default for the bundled backbone, else fp32."""
+    if engine is not None and precision is not None:
+        return Run(engine, precision, "chosen")
+    if custom or backbone not in MEASURED_BACKBONES:
+        default = Run(*SAFE, "not measured for this model")
+    else:
+        default = choose_run()
+    if engine is None and precision is None:
+        return default
+    if precision is None:  # an engine alone: its own fastest safe precision
+        precision = default.precision if engine == "openvino" or default.precision != "bf16" else "fp32"
+        return Run(engine, precision, "engine chosen")
+    return Run(default.engine if precision != "bf16" else "openvino", precision, "precision chosen")

@@ -1,0 +1,103 @@
+"""The default engine/precision: the measured fast path only where the CPU makes it safe."""
+
+from __future__ import annotations
+
+import pytest
+
+from lookalike.embedders import choice
+from lookalike.embedders.choice import choose_run, cpu_flags, resolve
+from lookalike.embedders.onnx import run_suffix
+
+ZEN4 = """processor	: 0
+vendor_id	: AuthenticAMD
+model name	: AMD EPYC 9R14
+flags		: fpu vme sse sse2 avx avx2 avx512f avx512dq avx512_bf16 avx512_vnni avx512_bitalg
+bugs		: sysret_ss_attrs
+processor	: 1
+flags		: fpu vme sse sse2 avx avx2 avx512f avx512dq avx512_bf16 avx512_vnni avx512_bitalg
+"""
+SKYLAKE = ZEN4.replace(" avx512_bf16 avx512_vnni", "")  # AVX-512 without VNNI
+HASWELL = "processor : 0\nflags : fpu sse sse2 avx avx2 fma\n"  # AVX2 only
+ALDER_LAKE = "processor : 0\nflags : fpu sse avx avx2 avx_vnni\n"  # VNNI on 256-bit vectors
+
+
+def test_cpu_flags_reads_the_first_processor():
+    assert {"avx512_vnni", "avx512f", "avx2"} <= cpu_flags(ZEN4)
+    assert "avx512_vnni" not in cpu_flags(SKYLAKE)
+    assert cpu_flags("no flags line here") == set()
+
+
+@pytest.mark.parametrize("cpuinfo,machine,openvino,expected", [
+    (ZEN4, "x86_64", True, choice.MEASURED_DEFAULT),
+    (ALDER_LAKE, "x86_64", True, choice.MEASURED_DEFAULT),
+    (SKYLAKE, "x86_64", True, ("onnxruntime", "fp32")),  # u8s8 may saturate without VNNI
+    (HASWELL, "x86_64", True, ("onnxruntime", "fp32")),
+    (ZEN4, "aarch64", True, ("onnxruntime", "fp32")),  # not measured
+    ("", "arm64", False, ("onnxruntime", "fp32")),
+])
+def test_fast_path_only_with_vnni_on_x86(cpuinfo, machine, openvino, expected):
+    run = choose_run(cpuinfo, machine=machine, openvino=openvino, onnx=True)
+    assert (run.engine, run.precision) == expected and run.reason
+
+
+def test_without_openvino_the_default_is_fp32():
+    """ONNX Runtime int8 did not hold the guard, so a missing OpenVINO means fp32, not int8."""
+    run = choose_run(ZEN4, machine="x86_64", openvino=False, onnx=True, measured=("openvino", "int8"))
+    assert (run.engine, run.precision) == ("onnxruntime", "fp32")
+    assert "OpenVINO not installed" in run.reason
+    run = choose_run(ZEN4, machine="x86_64", openvino=False, onnx=True, measured=("onnxruntime", "int8"))
+    assert (run.engine, run.precision) == ("onnxruntime", "int8")  # a measured ORT default needs no OpenVINO
+
+
+def test_without_onnx_no_int8_can_be_made():
+    run = choose_run(ZEN4, machine="x86_64", openvino=True, onnx=False, measured=("openvino", "int8"))
+    assert (run.engine, run.precision) == ("onnxruntime", "fp32") and "lookalike[fast]" in run.reason
+
+
+def test_resolve_keeps_what_the_user_chose(monkeypatch):
+    monkeypatch.setattr(choice, "choose_run", lambda: choice.Run("openvino", "int8", "measured"))
+    assert resolve("onnxruntime", "fp32", backbone="efficientnet-lite2", custom=False).precision == "fp32"
+    assert (resolve(None, None, backbone="efficientnet-lite2", custom=False).engine) == "openvino"
+    # Unmeasured models (a custom file or weights; other backbones) stay fp32 unless asked.
+    assert resolve(None, None, backbone="efficientnet-lite2", custom=True).precision == "fp32"
+    assert resolve(None, None, backbone="resnet50", custom=False).precision == "fp32"
+    # One of the two chosen: the other is filled so the pair can run.
+    assert (resolve(None, "bf16", backbone="efficientnet-lite2", custom=False).engine) == "openvino"
+    assert (resolve("onnxruntime", None, backbone="efficientnet-lite2", custom=False).precision) == "int8"
+    monkeypatch.setattr(choice, "choose_run", lambda: choice.Run("openvino", "bf16", "measured"))
+    assert (resolve("onnxruntime", None, backbone="efficientnet-lite2", custom=False).precision) == "fp32"
+
+
+def test_fingerprint_marks_every_run_but_the_historical_one():
+    assert run_suffix("onnxruntime", "fp32") == ""  # indexes made before engines existed keep matching
+    marks = {run_suffix(e, p) for e in ("onnxruntime", "openvino") for p in ("fp32", "int8", "bf16")}
+    assert len(marks) == 6
+
+
+def test_missing_openvino_or_onnx_is_one_line(monkeypatch, tmp_path):
+    import sys
+
+    from lookalike.embedders import openvino, quantize
+    from lookalike.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import fails as if not installed
+    with pytest.raises(ConfigError, match=r"lookalike\[fast\]") as excinfo:
+        openvino._openvino()
+    assert "\n" not in str(excinfo.value)
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ConfigError, match=r"lookalike\[fast\]"):
+        quantize._tooling()
+
+
+def test_int8_cache_key_follows_model_calibration_and_method(tmp_path):
+    from lookalike.embedders.quantize import cache_key, calibration_files
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"model")
+    files = calibration_files()
+    key = cache_key(model, files)
+    assert key == cache_key(model, files) and len(key) == 16
+    assert cache_key(model, files[:-1]) != key
+    assert cache_key(model, files, "percentile") != key
+    model.write_bytes(b"other model")
+    assert cache_key(model, files) != key

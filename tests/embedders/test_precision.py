@@ -1,0 +1,82 @@
+"""int8 (real quantization of Lite2 with the bundled calibration set) and the OpenVINO engine
+against ONNX Runtime fp32 on real images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lookalike.embedders import create_embedder
+from lookalike.embedders.quantize import calibration_files
+from lookalike.errors import ConfigError
+from lookalike.imaging import decode_image
+from tests.conftest import CACHE_DIR, demo_images
+
+pytestmark = pytest.mark.slow  # quantizes the real model once (cached in CACHE_DIR, like the fp32 export)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", a, b)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return [decode_image(p.read_bytes(), max_pixels=40_000_000) for p in demo_images()[::15]]
+
+
+@pytest.fixture(scope="module")
+def reference(embedder, images):
+    return embedder.encode(images)
+
+
+@pytest.fixture(scope="module")
+def int8():
+    return create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="onnxruntime", precision="int8")
+
+
+def test_int8_model_is_quantized_once_and_cached(int8, embedder):
+    from lookalike.embedders.quantize import ensure_int8
+
+    path = int8.model_path
+    assert path.parent == CACHE_DIR / "models" and "-int8-" in path.name and path.with_suffix(".json").is_file()
+    assert path.stat().st_size < embedder.model_path.stat().st_size / 3  # int8 weights
+    stamp = path.stat().st_mtime_ns
+    assert ensure_int8(embedder.model_path, CACHE_DIR, embedder.spec) == path
+    assert path.stat().st_mtime_ns == stamp
+    assert len(calibration_files()) == 300
+
+
+def test_int8_embeds_close_to_fp32(int8, embedder, images, reference):
+    vectors = int8.encode(images)
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cos = cosines(vectors, reference)
+    assert cos.min() > 0.93 and cos.mean() > 0.98, cos
+    assert int8.name == embedder.name and int8.dim == embedder.dim
+    assert int8.fingerprint.endswith("@onnxruntime-int8") and int8.fingerprint != embedder.fingerprint
+
+
+def test_openvino_fp32_matches_onnx_runtime(embedder, images, reference):
+    for bulk in (False, True):  # latency: one stream; throughput: the batch split over streams
+        ov = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="fp32",
+                             bulk=bulk)
+        vectors = ov.encode(images)
+        np.testing.assert_allclose(vectors, reference, atol=5e-4)
+        assert cosines(vectors, reference).min() > 0.99999
+        assert ov.fingerprint == embedder.fingerprint + "@openvino-fp32"
+    np.testing.assert_allclose(ov.encode(images[:1]), reference[:1], atol=5e-4)  # one image, fewer than streams
+
+
+def test_openvino_int8_runs_the_same_file_close_to_onnx_runtime(int8, images):
+    ov = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="int8", bulk=True)
+    assert ov.model_path == int8.model_path
+    cos = cosines(ov.encode(images), int8.encode(images))
+    assert cos.min() > 0.95 and cos.mean() > 0.98, cos
+    assert ov.fingerprint != int8.fingerprint
+
+
+def test_bf16_only_under_openvino(images, reference):
+    with pytest.raises(ConfigError, match="openvino"):
+        create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="onnxruntime", precision="bf16")
+    bf16 = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="bf16")
+    assert cosines(bf16.encode(images), reference).min() > 0.97
