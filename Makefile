@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_INDEX) "$(TORCH)"
-	$(PIP) install -q $(TORCH_INDEX) -e '.[export,eval,cloud,test]'
+	$(PIP) install -q $(TORCH_INDEX) -e '.[export,eval,cloud,fast,test]'
 	touch $@
 
 venv: $(VENV)/.installed ## Create .venv and install lookalike with all extras
@@ -57,6 +57,8 @@ test-fast: venv ## Unit tests only (no servers, no browser)
 bench: venv datasets ## Measure model floor, ingest throughput, API latency, memory, load; see docs/BENCHMARKS.md
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 	$(PY) scripts/bench_load.py $(BENCH_LOAD_ARGS)
+	$(PY) scripts/bench_index.py $(BENCH_INDEX_ARGS)
+	$(PY) scripts/bench_precision.py $(BENCH_PRECISION_ARGS)
 
 clean: ## Remove the virtualenv, caches, build outputs and the demo index
 	rm -rf $(VENV) .cache .demo dist build .pytest_cache test-artifacts

@@ -53,32 +53,52 @@ class Collection:
         self._service = None
 
     # ----- building --------------------------------------------------------------------
-    def add(self, folder: str | Path, *, prune: bool = False, progress: bool = False):
+    def add(self, folder: str | Path, *, prune: bool = False, progress: bool = False, refit: bool = False):
         """Embed every new image under ``folder`` (re-runs skip what is indexed) and save.
 
-        Returns the :class:`~lookalike.index.ingest.IngestReport` (indexed, skipped, failed, ...).
+        Returns the :class:`~lookalike.index.ingest.IngestReport` (indexed, skipped, failed, ...),
+        with ``report.postprocess`` saying what the post-processing did (see
+        :mod:`lookalike.index.postprocessing`; ``refit`` fits it again on every entry).
         Edited files replace their entries; with ``prune``, entries of deleted files go.
         """
         from .embedders import embedder_from_settings
-        from .index import open_index
+        from .index.postprocess import TransformedEmbedder
+        from .index import open_index, postprocessing
         from .index.faiss_store import writer_lock
         from .index.ingest import ingest_folder
         from .search.compat import check_compatible, model_info
 
         s = self.settings
-        embedder = embedder_from_settings(s, bulk=True)
+        from .search.local import settings_for_index_dir
+
+        # An existing index keeps the backbone, engine and precision it was built with.
+        embedder = embedder_from_settings(settings_for_index_dir(s), bulk=True)
         # Locked before loading: an index loaded before another writer's save would undo that save.
         with writer_lock(s.index_dir, "index"):
             index = open_index("faiss", settings=s, dim=embedder.dim, model=model_info(embedder), create=True)
             check_compatible(embedder, index)
-            report = ingest_folder(Path(folder), index, embedder, batch_size=s.batch_size,
-                                   workers=s.workers, max_pixels=s.max_image_pixels, prune=prune,
-                                   checkpoint_every=s.checkpoint_every, progress=progress)
+            # New vectors get the index's transform as it is now, so every checkpoint is self-consistent.
+            saved = postprocessing.entry(index)
+            transform = postprocessing.prepare(index, s.postprocess)
+            prepared, generation = postprocessing.entry(index), getattr(index, "generation", None)
+            report = ingest_folder(Path(folder), index,
+                                   TransformedEmbedder(embedder, transform) if transform.active else embedder,
+                                   batch_size=s.batch_size, workers=s.workers, max_pixels=s.max_image_pixels,
+                                   prune=prune, checkpoint_every=s.checkpoint_every, progress=progress)
+            if getattr(index, "generation", None) != generation:
+                saved = prepared  # the run saved (a checkpoint or its end) with the prepared transform
+            postprocessing.record_changes(index, report.indexed + report.replaced + report.pruned)
+            report.postprocess = postprocessing.finish(
+                index, force=refit, command=f"lookalike index {folder} --index-dir {s.index_dir} --refit")
+            if postprocessing.entry(index) != saved:
+                index.save()
+                report.total = len(index)
         self._service = None  # the next search loads what was saved
         return report
 
     def delete(self, ids: Iterable[str]) -> int:
         """Remove entries by id; returns how many existed."""
+        from .index import postprocessing
         from .index.faiss_index import FaissIndex
         from .index.faiss_store import writer_lock
 
@@ -89,6 +109,7 @@ class Collection:
             index = FaissIndex.load(index_dir)
             removed = index.delete(list(ids))
             if removed:
+                postprocessing.record_changes(index, removed)  # the next `index` run refits if enough went
                 index.save()
         self._service = None
         return removed

@@ -101,11 +101,17 @@ class Settings:
     # index. None: what the index has; for a new index, "none".
     postprocess: str | None = None
 
-    # Index structure: exact inner product below the threshold, HNSW above it.
+    # Index structure (lookalike.index.structures): exact inner product below hnsw_threshold, HNSW
+    # over hnsw_storage codes above it, IVF-PQ from ivfpq_threshold (0 = never). The defaults keep
+    # 1M x 1280-d under 4 GB RSS at recall@10 >= 0.95 (docs/BENCHMARKS.md, "Index at 100k and 1M").
     hnsw_threshold: int = 10_000
     hnsw_m: int = 32
-    hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 128
+    hnsw_ef_construction: int = 80  # 1M vectors build in minutes on 2 cores (200: ~2.5x longer)
+    hnsw_ef_search: int = 384  # recall@10 0.955 at 1M, p50 1.5 ms (256: 0.947)
+    hnsw_storage: str = "fp16"  # fp16 | sq8 | flat: bytes a dimension 2 | 1 | 4 (sq8: recall 0.85 at 1M)
+    ivfpq_threshold: int = 2_000_000  # fp16 HNSW of 1280-d holds ~3.3 KB an entry: 2M ~ 6.6 GB
+    ivfpq_nprobe: int = 32
+    index_compact_fraction: float = 0.2  # rebuild once tombstones pass this fraction of positions
 
     # Request limits, shared by the local API and the Lambda.
     max_request_bytes: int = limits.MAX_REQUEST_BYTES
@@ -210,6 +216,12 @@ class Settings:
         need(self.hnsw_m >= 4, "hnsw_m", self.hnsw_m, "must be >= 4")
         need(self.hnsw_ef_construction >= 8, "hnsw_ef_construction", self.hnsw_ef_construction, "must be >= 8")
         need(self.hnsw_ef_search >= 1, "hnsw_ef_search", self.hnsw_ef_search, "must be >= 1")
+        need(self.hnsw_storage in {"sq8", "fp16", "flat"}, "hnsw_storage", self.hnsw_storage,
+             "must be one of sq8, fp16, flat")
+        need(self.ivfpq_threshold >= 0, "ivfpq_threshold", self.ivfpq_threshold, "must be >= 0")
+        need(self.ivfpq_nprobe >= 1, "ivfpq_nprobe", self.ivfpq_nprobe, "must be >= 1")
+        need(0 < self.index_compact_fraction < 1, "index_compact_fraction", self.index_compact_fraction,
+             "must be between 0 and 1")
         need(0 < self.port < 65536, "port", self.port, "must be in 1..65535")
         need(self.thumb_size >= 16, "thumb_size", self.thumb_size, "must be >= 16")
         need(self.opensearch_auth in {"none", "basic", "sigv4"}, "opensearch_auth", self.opensearch_auth,

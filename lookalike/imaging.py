@@ -26,7 +26,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", 
 # The formats lookalike promises; Pillow would also open PPM, ICO, PCX, TGA and more, whose
 # decoders see far less use (and scrutiny), so they are refused like any non-image.
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
-_BASE64_SPACE = re.compile(r"[ \t\r\n]+")
+_BASE64_SPACES = " \t\r\n"  # what MIME base64 (``base64`` without ``-w0``) puts between its lines
+_NO_BASE64_SPACES = str.maketrans("", "", _BASE64_SPACES)
 _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+;base64,", re.IGNORECASE)
 BACKGROUND = (255, 255, 255)
 ORIENTATION_TAG = 0x0112  # EXIF Orientation
@@ -39,7 +40,11 @@ def decode_base64(text: str, *, max_bytes: int | None = None) -> bytes:
     alphabet, a length no encoder makes) is refused."""
     if not isinstance(text, str):
         raise InvalidInput("'image' must be a base64 string.")
-    text = _BASE64_SPACE.sub("", _DATA_URL.sub("", text.strip(), count=1))
+    text = _DATA_URL.sub("", text.strip(), count=1)
+    # Looking for spaces first skips a pass over the text when there are none (the usual case);
+    # translate then drops them 10x faster than a regex (1.6 ms for 170 KB of base64).
+    if any(space in text for space in _BASE64_SPACES):
+        text = text.translate(_NO_BASE64_SPACES)
     if not text:
         raise InvalidInput("'image' is empty.")
     if max_bytes is not None and len(text) * 3 // 4 > max_bytes:
@@ -57,9 +62,10 @@ def decode_base64(text: str, *, max_bytes: int | None = None) -> bytes:
         raise InvalidInput("'image' is not valid base64.") from None
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
+def decode_image(data: bytes, *, max_pixels: int, grey: bool = False) -> Image.Image:
     """Decode image bytes to an RGB image: EXIF orientation applied, alpha flattened on white,
-    grey and palette images converted to RGB; the first frame of an animation.
+    grey and palette images converted to RGB; the first frame of an animation. With ``grey``,
+    grey images (``L``, ``LA``) stay one ``L`` plane instead (see :func:`to_rgb`).
 
     Raises ``InvalidInput`` for bytes that are not a complete image and ``PayloadTooLarge``
     when width × height exceeds ``max_pixels`` (checked before the pixels are decoded).
@@ -85,16 +91,28 @@ def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
                            code="invalid_image") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidInput(f"Image could not be decoded: {exc}.", code="invalid_image") from None
-    return to_rgb(image)
+    return to_rgb(image, grey=grey)
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Apply EXIF orientation, flatten transparency on white and convert to RGB."""
+def to_rgb(image: Image.Image, *, grey: bool = False) -> Image.Image:
+    """Apply EXIF orientation, flatten transparency on white and convert to RGB.
+
+    With ``grey``, an ``L`` or ``LA`` image comes back as ``L`` (flattened the same way): its RGB
+    conversion has R = G = B = L, so a consumer that resizes per band (``to_array``) gets the
+    identical pixels from one plane instead of three.
+    """
     try:
         if image.getexif().get(ORIENTATION_TAG, 1) != 1:  # exif_transpose copies even when upright
             image = ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - a malformed EXIF block must not reject an otherwise good image
         pass
+    if grey and image.mode in ("L", "LA"):
+        if image.mode == "L":
+            return image
+        # The same "over" blend per band as the RGB paste below, on one band.
+        flat = Image.new("L", image.size, BACKGROUND[0])
+        flat.paste(image.getchannel("L"), mask=image.getchannel("A"))
+        return flat
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa"):

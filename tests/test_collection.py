@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -72,3 +73,88 @@ def test_a_query_needs_one_of_image_and_id(photos):
         photos.search()
     with pytest.raises(LookalikeError):
         photos.search(b"x", id="y")
+
+
+# ----- label-free post-processing (lookalike.index.postprocessing) ---------------------------
+@pytest.fixture(scope="module")
+def processed(folder, tmp_path_factory):
+    collection = Collection(tmp_path_factory.mktemp("processed"), cache_dir=CACHE_DIR, postprocess="power-center")
+    report = collection.add(folder)
+    assert report.indexed == 11 and report.postprocess.refitted == "first fit"
+    return collection
+
+
+def _stored(collection):
+    from lookalike.index.faiss_index import FaissIndex
+
+    index = FaissIndex.load(collection.settings.index_dir)
+    ids = [i for i, _ in index.items()]
+    return index, ids, index.get_vectors(ids)
+
+
+def test_a_post_processed_index_stores_transformed_vectors_and_queries_go_through_it(processed, folder):
+    from lookalike.index.postprocess import PostProcess
+
+    index, ids, stored = _stored(processed)
+    transform = PostProcess.of_index(index)
+    assert transform.kind == "power-center" and transform.fitted_count == 11
+    backbone = processed.service.embedder.encode([to_rgb(Image.open(index.get(i)["path"])) for i in ids])
+    np.testing.assert_allclose(stored, transform.apply(backbone), atol=2e-4)
+    query = sorted((folder / "fish").glob("*.png"))[2]
+    hits = processed.search(query, k=4)
+    raw = processed.embed([query])
+    # The scores are those of the transformed query: a service that skipped the transform would
+    # score the raw vector, which differs by far more than rounding.
+    expected = stored @ transform.apply(raw)[0]
+    assert [h.score for h in hits] == pytest.approx(sorted(expected, reverse=True)[:4], abs=1e-4)
+    assert max(abs(stored @ raw[0] - expected)) > 0.05
+    assert hits[0].score > 0.999 and hits[0].path.endswith(query.name)
+
+
+def test_re_indexing_an_unchanged_folder_changes_nothing(processed, folder):
+    before_index, before_ids, before = _stored(processed)
+    report = processed.add(folder)
+    assert report.indexed == 0 and report.postprocess.refitted is None
+    after_index, after_ids, after = _stored(processed)
+    assert after_ids == before_ids and after_index.model == before_index.model
+    np.testing.assert_array_equal(after, before)
+
+
+def test_duplicates_of_a_post_processed_index_use_the_backbone_similarities(processed):
+    groups = processed.duplicates(threshold=0.85)  # the backbone's threshold, as for a plain index
+    near = [g for g in groups if g.kind == "near" and any(m["path"].endswith("half-size.png") for m in g.members)]
+    assert near and near[0].size == 2
+    assert any(m["path"].endswith("exact-copy.png") for g in groups if g.kind == "exact" for m in g.members)
+
+
+def test_refit_flag_and_automatic_refit(processed, folder, demo_dir, tmp_path, monkeypatch, capsys):
+    from lookalike.cli import main
+
+    _, _, before = _stored(processed)
+    monkeypatch.setenv("LOOKALIKE_CACHE_DIR", str(CACHE_DIR))
+    assert main(["index", str(folder), "--index-dir", str(processed.settings.index_dir), "--refit", "--quiet"]) == 0
+    assert "post-processing power-center refitted on 11 (forced)" in capsys.readouterr().out
+    _, _, after = _stored(processed)
+    np.testing.assert_allclose(after, before, atol=1e-5)  # the same entries: the same fit, up to rounding
+    # Fewer new entries than the fit counted: the transform stays; as many: it is fitted again.
+    more = tmp_path / "more"
+    shutil.copytree(folder, more)
+    (more / "planets").mkdir()
+    planets = sorted((demo_dir / "planets").glob("*.png"))
+    for path in planets[:5]:
+        shutil.copy(path, more / "planets" / path.name)
+    first = processed.add(more).postprocess
+    assert first.refitted is None and first.changed == 5 and first.fitted_count == 11
+    (more / "roadsigns").mkdir()
+    for path in planets[5:10] + sorted((demo_dir / "roadsigns").glob("*.png"))[:1]:
+        shutil.copy(path, more / path.parent.name / path.name)
+    second = processed.add(more).postprocess
+    assert second.refitted == "11 entries changed since the fit on 11" and second.fitted_count == 22
+    index, ids, stored = _stored(processed)
+    assert len(ids) == 22 and postprocessing_changed(index) == 0
+
+
+def postprocessing_changed(index) -> int:
+    from lookalike.index.postprocessing import changed
+
+    return changed(index)

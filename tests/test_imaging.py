@@ -154,6 +154,24 @@ def test_flattening_equals_compositing_over_white(mode):
     assert np.array_equal(np.asarray(to_rgb(image)), np.asarray(reference.convert("RGB")))
 
 
+@pytest.mark.parametrize("mode", ["L", "LA"])
+def test_grey_stays_one_plane_equal_to_the_rgb_decode(mode):
+    # Every grey level at every alpha: the one-band decode is the RGB decode's (equal) band.
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (64, 64, 2), dtype=np.uint8)
+    pixels[..., 1] = np.arange(64 * 64).reshape(64, 64) % 256
+    data = encode(Image.fromarray(pixels, "LA").convert(mode))
+    grey, rgb = decode_image(data, max_pixels=LIMIT, grey=True), decode_image(data, max_pixels=LIMIT)
+    assert grey.mode == "L" and rgb.mode == "RGB"
+    assert np.array_equal(np.repeat(np.asarray(grey)[..., None], 3, axis=2), np.asarray(rgb))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "1", "CMYK"])
+def test_grey_decode_leaves_other_modes_rgb(mode):
+    fmt = "TIFF" if mode == "CMYK" else "PNG"
+    assert decode_image(encode(Image.new(mode, (6, 4)), fmt), max_pixels=LIMIT, grey=True).mode == "RGB"
+
+
 def test_upright_image_is_not_copied_but_rotated_one_is():
     upright = Image.new("RGB", (4, 2))
     assert to_rgb(upright) is upright

@@ -106,6 +106,12 @@ def cmd_push(args: argparse.Namespace) -> int:
     local = FaissIndex.load(settings.index_dir)
     if not local.model.get("name"):
         raise ConfigError(f"{settings.index_dir} does not record which model made its vectors; re-index it")
+    if local.model.get("engine", "onnxruntime") != "onnxruntime":
+        # The SageMaker archive runs ONNX Runtime only: the Lambda would refuse every query as another model's.
+        print(f"warning: {settings.index_dir} was embedded by {local.model['engine']} "
+              f"{local.model.get('precision')}, which the SageMaker archive cannot run; for the cloud, build the "
+              "index with --engine onnxruntime --precision fp32 (or int8 with `make build PRECISION=int8`)",
+              file=sys.stderr)
     remote = OpenSearchIndex.from_settings(settings, dim=local.dim, model=local.model, create=True,
                                            recreate=args.recreate)
     show = not args.quiet and (args.progress or sys.stderr.isatty())

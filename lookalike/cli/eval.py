@@ -184,7 +184,8 @@ def cmd_eval(args) -> int:
                           val_fraction=args.val_fraction, train_limit=args.train_limit, test_limit=args.limit,
                           pca_dims=dims, pca_main=args.pca_main if args.pca_main in dims else dims[0],
                           timing_queries=args.timing_queries, timing_images=args.timing_images,
-                          by_class=not args.no_by_class, whole=not args.no_whole)
+                          by_class=not args.no_by_class, whole=not args.no_whole,
+                          variants=_variants(args.variants))
     options = replace(options, triplet=_triplet_config(args))
     out = Path(args.out or Path("reports") / Path(str(args.dataset)).name)
     results = run_comparison(args.dataset, settings, options, models_out=args.models_out,
@@ -194,6 +195,14 @@ def cmd_eval(args) -> int:
     for path in write_report(results, out):
         print(f"wrote {path}")
     return 0
+
+
+def _variants(text: str | None) -> tuple[str, ...]:
+    from ..eval.postprocess_variants import SPATIAL, VARIANTS
+
+    if text is None:
+        return VARIANTS + SPATIAL
+    return () if text.strip() == "none" else tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def register(sub, common) -> None:
@@ -212,6 +221,9 @@ def register(sub, common) -> None:
     g.add_argument("--timing-images", type=int, default=100, help="images timed for embedding p50 (default 100)")
     g.add_argument("--no-by-class", action="store_true", help="skip the split by class")
     g.add_argument("--no-whole", action="store_true", help="skip the whole-dataset backbone run")
+    g.add_argument("--variants", help="label-free post-processing variants fitted on the test gallery, comma-separated "
+                                      "(default all: pn,center,power-center,pw256-0,pw256-0.25,pw256-0.5,pw256-1,"
+                                      "pc-dba3,pc-qe2,pc-dba3-qe2,gem3,multiscale; none: skip)")
     g.add_argument("--models-out", type=Path, help="also save the trained triplet head, PCA head and "
                                                    "logistic-regression classifier here")
     _triplet_args(p)
@@ -254,7 +266,8 @@ def _command(args, out: Path) -> str:
                                  ("--seed", args.seed, 0), ("--train-limit", args.train_limit, None),
                                  ("--limit", args.limit, None), ("--test-fraction", args.test_fraction, 0.5),
                                  ("--epochs", args.epochs, 30), ("--mining", args.mining, "semi-hard"),
-                                 ("--models-out", args.models_out, None)):
+                                 ("--models-out", args.models_out, None), ("--variants", args.variants, None),
+                                 ("--engine", args.engine, None), ("--precision", args.precision, None)):
         if value is not None and value != default:
             parts += [flag, str(value)]
     if args.include_self:

@@ -19,16 +19,19 @@ def cmd_index(args: argparse.Namespace) -> int:
     from ..collection import Collection
 
     settings = settings_from(args)
-    report = Collection(settings=settings).add(args.folder, prune=args.prune,
+    report = Collection(settings=settings).add(args.folder, prune=args.prune, refit=args.refit,
                                                progress=not args.quiet and sys.stderr.isatty() or args.progress)
+    post = getattr(report, "postprocess", None)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps({**report.to_dict(), **({"postprocess": post.to_dict()} if post else {})}, indent=2))
     else:
         changed = "".join(f", {what} {n}" for what, n in (("moved", report.moved), ("replaced", report.replaced)) if n)
         print(f"indexed {report.indexed}, skipped {report.skipped} (already indexed), failed {len(report.failed)}"
               + changed + (f", pruned {report.pruned}" if args.prune else "")
               + f" — {report.seconds:.1f}s, {report.images_per_second:.1f} img/s; index holds {report.total}"
-              f" in {settings.index_dir}")
+              f" in {settings.index_dir}"
+              + (f"; post-processing {post.kind}" + (f" refitted on {post.fitted_count} ({post.refitted})"
+                                                     if post.refitted else "") if post and post.kind != "none" else ""))
         for path, reason in report.failed:
             print(f"  failed: {path}: {reason}")
     return 0
@@ -127,6 +130,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
         index = FaissIndex.load(settings.index_dir)
         removed = index.delete(args.ids)
         if removed:
+            from ..index.postprocessing import record_changes
+
+            record_changes(index, removed)  # counted towards the post-processing's refit
             index.save()
     print(f"deleted {removed} of {len(args.ids)}; index holds {len(index)}")
     return 0 if removed == len(args.ids) else 1
@@ -141,6 +147,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     index = FaissIndex.load(settings.index_dir)
     info = index.info()
     info["labels"] = dict(sorted(Counter(m.get("label") for _, m in index.items()).items()))
+    post = (info.get("model") or {}).get("postprocess")
+    if post and "mean" in post:  # 1280 base64 floats say nothing to a reader; the digest names them
+        info["model"] = {**info["model"], "postprocess": {k: v for k, v in post.items() if k != "mean"}}
     print(json.dumps(info, indent=2, default=str))
     return 0
 
@@ -158,6 +167,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("index", parents=[common], help="embed a folder of images into the index")
     p.add_argument("folder", type=Path, help="folder of images; each image's label is its parent folder's name")
     p.add_argument("--prune", action="store_true", help="also delete entries whose image no file under FOLDER has any more")
+    p.add_argument("--refit", action="store_true",
+                   help="fit the post-processing again on every entry (automatic once the entries changed since "
+                        "the fit reach the number it was fitted on)")
     p.add_argument("--workers", type=int, help=f"decode/preprocess threads (default min(4, cores) = {DEFAULTS.workers})")
     g = p.add_argument_group("index structure (stored with a new index)")
     g.add_argument("--hnsw-threshold", type=int,
@@ -167,6 +179,13 @@ def register(sub, common: argparse.ArgumentParser) -> None:
                    help=f"HNSW build breadth (default {DEFAULTS.hnsw_ef_construction})")
     g.add_argument("--ef-search", dest="hnsw_ef_search", type=int,
                    help=f"HNSW search breadth (default {DEFAULTS.hnsw_ef_search})")
+    g.add_argument("--hnsw-storage", choices=("sq8", "fp16", "flat"),
+                   help=f"HNSW vector codes: 1, 2 or 4 bytes a dimension (default {DEFAULTS.hnsw_storage})")
+    g.add_argument("--ivfpq-threshold", type=int,
+                   help=f"use IVF-PQ from this many entries (default {DEFAULTS.ivfpq_threshold}; 0 = never)")
+    g.add_argument("--ivfpq-nprobe", type=int, help=f"IVF lists searched (default {DEFAULTS.ivfpq_nprobe})")
+    g.add_argument("--index-compact-fraction", type=float,
+                   help=f"rebuild when deleted entries pass this fraction (default {DEFAULTS.index_compact_fraction})")
     output_options(p)
     p.set_defaults(func=cmd_index)
 

@@ -40,6 +40,8 @@ def build_cloud_service(settings, *, s3=None, runtime=None) -> CloudSearchServic
     model = getattr(index, "model", None) or {}
     # The index says which model made its vectors; each answer of the endpoint is checked
     # against it, which spares a describe call at cold start.
+    # Its engine/precision too: vectors of an int8 model and of an fp32 one must not be compared.
     embedder = SageMakerEmbedder.from_settings(settings, client=runtime, name=model.get("name"),
-                                               dim=index.dim if model.get("name") else None)
+                                               dim=index.dim if model.get("name") else None,
+                                               engine=model.get("engine"), precision=model.get("precision"))
     return CloudSearchService(embedder, index, limits=Limits.from_settings(settings), url_for=url_for)

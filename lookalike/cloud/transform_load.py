@@ -22,6 +22,7 @@ from itertools import islice
 from typing import Any
 
 from ..errors import LookalikeError
+from ..index.postprocess import PostProcess
 from .transform import Record, S3Uri
 
 MGET_CHUNK = 1000
@@ -200,7 +201,8 @@ def load_outputs(s3, records: Iterable[Record], *, bucket: str, output: str, ind
                 metas.append(record.metadata(bucket))
                 keys.append(record.key)
             if ids:
-                bulk = index.bulk_index(ids, rows, metas)
+                # The endpoint emits backbone vectors; an index pushed with post-processing stores transformed ones.
+                bulk = index.bulk_index(ids, PostProcess.of_index(index).apply_rows(rows), metas)
                 report.loaded += bulk.ok
                 report.bulk_requests += bulk.batches
                 report.retries += bulk.retries

@@ -21,6 +21,7 @@ import numpy as np
 from .datasets import class_split, indices_of, stratified_split, train_test
 from ..errors import ConfigError
 from .evaluate import Gallery, evaluate_approach, time_approaches
+from .postprocess_variants import SPATIAL, VARIANTS
 from .triplet import TripletConfig
 
 logger = logging.getLogger(__name__)
@@ -43,12 +44,18 @@ class EvalOptions:
     timing_images: int = 100
     by_class: bool = True
     whole: bool = True
+    # Label-free post-processing variants fitted on the test gallery (lookalike.eval.postprocess_variants).
+    variants: tuple[str, ...] = VARIANTS + SPATIAL
     triplet: TripletConfig = field(default_factory=TripletConfig)
 
     def validate(self) -> None:
         unknown = sorted(set(self.approaches) - set(APPROACHES))
         if unknown:
             raise ConfigError(f"unknown approaches {', '.join(unknown)}; choose from {', '.join(APPROACHES)}")
+        unknown = sorted(set(self.variants) - set(VARIANTS + SPATIAL))
+        if unknown:
+            raise ConfigError(f"unknown post-processing variants {', '.join(unknown)}; choose from "
+                              f"{', '.join(VARIANTS + SPATIAL)}")
         if "pca" in self.approaches and self.pca_main not in self.pca_dims:
             raise ConfigError(f"the PCA size in the main table ({self.pca_main}) must be one of {self.pca_dims}")
         self.triplet.validate()
@@ -126,8 +133,8 @@ def _approaches(run: Run, train, train_x, gallery: Gallery, test_x, *, tag: str,
         ev("triplet", f"{base} + triplet head {o.triplet.dim_out}", apply_head(path, test_x), head=path)
         if tag == "main":
             run.keep(path, f"{run.stem}-triplet.onnx")
-    if "pca" in names:
-        dims = [d for d in o.pca_dims if d <= min(len(train_x), train_x.shape[1])]
+    dims = [d for d in o.pca_dims if d <= min(len(train_x), train_x.shape[1])]
+    if "pca" in names and dims:  # a small split (e.g. the demo's split by class) may fit no PCA size
         pca = fit_pca(train_x, max(dims))
         facts["pca"] = []
         for d in dims:
@@ -174,14 +181,23 @@ def run_comparison(spec: str | Path, settings, options: EvalOptions = EvalOption
         gallery = _gallery(run, splits.test)
         main, facts = _approaches(run, splits.train, train_x, gallery, test_x, tag="main", timing=True,
                                   names=names + ("head",))
+        variants, post = {}, {}
+        if options.variants:
+            from .copy_benchmark import postprocess_view
+
+            variants, post = postprocess_view(run, spec, splits.test, test_x, gallery, options.variants,
+                                              limit=options.test_limit)
         log(f"[main] timing every approach: {options.timing_images} images embedded, "
             f"{len(gallery.timing_rows)} queries searched, one at a time")
-        time_approaches(gallery, list(main.values()), run.embedder, options.timing_images)
+        # The post-processing variants in the same round-robin: their time is comparable to the others'.
+        time_approaches(gallery, list(main.values()) + list(variants.values()), run.embedder, options.timing_images)
+        if variants:
+            post["results"] = {k: v.to_dict() for k, v in variants.items()}
         result: dict[str, Any] = {
             "dataset": str(spec), "split": splits.description, "backbone": run.backbone.name,
             "backbone_dim": run.backbone.dim, "options": _options_dict(options),
             "classes": sorted(set(splits.test.labels)), "n_train": len(splits.train), "n_test": len(splits.test),
-            "main": {k: v.to_dict() for k, v in main.items()}, "training": facts,
+            "main": {k: v.to_dict() for k, v in main.items()}, "training": facts, "postprocess": post,
             "confusion": {k: _confusion(splits.test.labels, v.predicted) for k, v in main.items() if v.predicted},
         }
         if options.by_class:
@@ -224,6 +240,7 @@ def _options_dict(options: EvalOptions) -> dict[str, Any]:
     d = asdict(options)
     d["approaches"] = list(options.approaches)
     d["pca_dims"] = list(options.pca_dims)
+    d["variants"] = list(options.variants)
     return d
 
 

@@ -107,6 +107,10 @@ def verdict(results: dict[str, Any]) -> str:
 def markdown(results: dict[str, Any]) -> str:
     o = results["options"]
     names = main_columns(results)
+    # The shipped post-processing option beside the other approaches; every variant in its own section.
+    shipped = ((results.get("postprocess") or {}).get("results") or {}).get("post:power-center")
+    rows = {**results["main"], **({"post:power-center": shipped} if shipped else {})}
+    names += ["post:power-center"] if shipped else []
     primary_self = bool(results.get("include_self"))
     protocol = ("include-self (the query stays in the gallery and counts)" if primary_self
                 else "leave-one-out (each query is removed from its own results)")
@@ -124,10 +128,10 @@ def markdown(results: dict[str, Any]) -> str:
              f"on {o.get('timing_images', '?')} images and {o.get('timing_queries', '?')} queries, on a shared "
              "2-core machine: compare the columns, not the absolute values.\n\n",
              f"## Precision@K on the test split ({'include-self' if primary_self else 'leave-one-out'})\n\n",
-             precision_table(results["main"], names, include_self=primary_self),
+             precision_table(rows, names, include_self=primary_self),
              "\n" + verdict(results),
              f"\n## The other protocol ({'leave-one-out' if primary_self else 'include-self, as in the original'})\n\n",
-             precision_table(results["main"], names, include_self=not primary_self, extra_rows=False),
+             precision_table(rows, names, include_self=not primary_self, extra_rows=False),
              "\n" + ORIGINAL]
     by = results.get("by_class")
     if by:
@@ -147,6 +151,9 @@ def markdown(results: dict[str, Any]) -> str:
                       "| K | ", "| K (leave-one-out) | "),
                   "\n", precision_table({"backbone": whole["backbone"]}, ["backbone"], include_self=True,
                                         extra_rows=False).replace("| K | ", "| K (include-self) | ")]
+    from .postprocess_report import markdown as postprocess_markdown
+
+    parts.append(postprocess_markdown(results, precision_table))
     if pca_rows(results):
         parts += ["\n## PCA: number of components (fitted on the training split)\n\n", pca_table(results)]
     tri = results["training"].get("triplet")

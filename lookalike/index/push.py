@@ -29,6 +29,7 @@ def push_index(local, remote, *, prune: bool = False, progress: Callable[[int], 
     """
     import time
 
+    check_same_postprocessing(local, remote)
     started = time.perf_counter()
     entries = list(local.items())
     report = PushReport(total=len(entries))
@@ -47,3 +48,20 @@ def push_index(local, remote, *, prune: bool = False, progress: Callable[[int], 
     remote.save()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def check_same_postprocessing(local, remote) -> None:
+    """Refuse to mix vectors of two post-processings in one OpenSearch index.
+
+    The OpenSearch index keeps the transform in its mapping's ``_meta`` (written when it is
+    created from the local index's model info) and the Lambda applies that one to queries; after
+    a refit the local vectors match another one, so the index is re-created (``--recreate``).
+    """
+    from ..errors import ConfigError
+    from .postprocess import PostProcess
+
+    mine, theirs = PostProcess.of_index(local), PostProcess.of_index(remote)
+    if mine.digest != theirs.digest:
+        raise ConfigError(f"the local index's vectors went through post-processing {mine.kind} ({mine.digest}) but "
+                          f"OpenSearch index {getattr(remote, 'name', '?')!r} holds {theirs.kind} ({theirs.digest}) "
+                          "ones (a refit or another --postprocess): push with --recreate")

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..index.postprocessing import backbone_view
 from ..limits import DUPLICATE_THRESHOLD
 
 DEFAULT_THRESHOLD = DUPLICATE_THRESHOLD
@@ -77,6 +78,8 @@ def find_duplicates(index, threshold: float = DEFAULT_THRESHOLD, *, block: int =
     """Every exact and near-duplicate group in ``index`` (any backend with ``items``/``get_vectors``)."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    # The threshold was calibrated on backbone similarities: compare those, not post-processed ones.
+    index = backbone_view(index)
     entries = sorted(index.items())
     groups = [Group(f"exact:{id_}", "exact", [_member(id_, meta, meta.get("path"), 1.0)]
                     + [_member(id_, meta, copy, 1.0) for copy in meta.get("copies") or ()])

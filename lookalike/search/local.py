@@ -15,13 +15,13 @@ def build_local_service(settings, *, embedder=None, url_for: UrlFor = local_url)
     from ..embedders import embedder_from_settings
     from ..index.faiss_index import FaissIndex
 
-    index = FaissIndex.load(settings.index_dir, ef_search=settings.hnsw_ef_search)
+    index = FaissIndex.load(settings.index_dir, ef_search=settings.hnsw_ef_search, mmap=True)
     if embedder is None:
         embedder = embedder_from_settings(_settings_for_index(settings, index))
 
     def reload(current: FaissIndex) -> FaissIndex | None:
         if current.stored_generation() != current.generation:
-            return FaissIndex.load(settings.index_dir, ef_search=settings.hnsw_ef_search)
+            return FaissIndex.load(settings.index_dir, ef_search=settings.hnsw_ef_search, mmap=True)
         return None
 
     classifier = None
@@ -34,13 +34,36 @@ def build_local_service(settings, *, embedder=None, url_for: UrlFor = local_url)
 
 
 def _settings_for_index(settings, index):
-    """Default the backbone to the one the index was built with, unless the user chose a model."""
-    name = (index.model or {}).get("name", "")
+    return settings_for_model(settings, index.model)
+
+
+def settings_for_index_dir(settings):
+    """``settings`` for embedding into the index in ``settings.index_dir``, if there is one: its
+    backbone, engine and precision wherever the user left them unset (see :func:`settings_for_model`)."""
+    from ..index.faiss_index import FaissIndex
+    from ..index.faiss_store import read_manifest
+
+    if not FaissIndex.exists(settings.index_dir):
+        return settings
+    return settings_for_model(settings, read_manifest(settings.index_dir).get("model"))
+
+
+def settings_for_model(settings, model: dict | None):
+    """Default the backbone to the one the index was built with, unless the user chose a model,
+    and the engine and precision to the index's (onnxruntime/fp32 for an index made before they
+    were recorded), unless the user chose them: vectors of two precisions never share an index."""
+    from .compat import stored_run
+
+    name = (model or {}).get("name", "")
     backbone = name.split("+")[0]
     if settings.model is None and backbone and backbone != settings.backbone:
         from ..embedders.backbones import BACKBONES
 
         if backbone in BACKBONES:
             logger.info("index was built with %s; using it", backbone)
-            return settings.replace(backbone=backbone)
+            settings = settings.replace(backbone=backbone)
+    run = stored_run(model)
+    if run and (settings.engine is None or settings.precision is None):
+        settings = settings.replace(engine=settings.engine or run["engine"],
+                                    precision=settings.precision or run["precision"])
     return settings

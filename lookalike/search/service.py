@@ -45,6 +45,7 @@ class SearchService:
         self._reload_interval = reload_interval
         self._next_check = time.monotonic() + reload_interval
         self._reload_lock = threading.Lock()
+        self._transform = None  # (index, its query transform): re-read when the index is reloaded
 
     @property
     def index(self):
@@ -61,17 +62,35 @@ class SearchService:
             return self.search_id(request.id, request.k, request.filter, started=started)
         prepare = getattr(self.embedder, "prepare", None)
         with self.budget.hold(image_pixels(request.image)):
-            image = decode_image(request.image, max_pixels=self.limits.max_image_pixels)
+            # Grey stays one plane when prepared here (identical arrays, a third of the resizing).
+            image = decode_image(request.image, max_pixels=self.limits.max_image_pixels, grey=prepare is not None)
             # The model input is small: once it is made, the decoded image (and its budget) can go.
             query = prepare(image)[None] if prepare else image
             del image
         vector = self.embedder.encode_prepared(query) if prepare else self.embedder.encode([query])
-        return self.search_vector(vector, request.k, request.filter, started=started)
+        return self.search_vector(self.query_vectors(vector), request.k, request.filter, started=started)
 
     def search_image(self, image, k: int, filter: dict[str, Any] | None = None, *,
                      started: float | None = None) -> SearchResponse:
         started = time.perf_counter() if started is None else started
-        return self.search_vector(self.embedder.encode([image]), k, filter, started=started)
+        return self.search_vector(self.query_vectors(self.embedder.encode([image])), k, filter, started=started)
+
+    def query_vectors(self, vectors):
+        """The embedder's vectors through the index's post-processing (``index.model["postprocess"]``),
+        the transform its entries went through; a numpy array or, in the Lambda, lists of floats."""
+        index = self.index
+        if self._transform is None or self._transform[0] is not index:
+            entry = (getattr(index, "model", None) or {}).get("postprocess") or {}
+            transform = None
+            if entry.get("kind", "none") != "none":  # imported only then: older Lambda packages lack it
+                from ..index.postprocess import PostProcess, embedder_applies
+
+                transform = PostProcess.from_dict(entry)
+                # A head exported from this very transform already applied it: never twice.
+                transform = None if embedder_applies(self.embedder, transform) else transform
+            self._transform = (index, transform)
+        transform = self._transform[1]
+        return vectors if transform is None else transform.apply_rows(vectors)
 
     def search_id(self, id: str, k: int, filter: dict[str, Any] | None = None, *,
                   started: float | None = None) -> SearchResponse:

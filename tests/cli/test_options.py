@@ -25,7 +25,7 @@ COMMAND_FLAGS = {"help", "func", "command", "folder", "image", "ids", "k", "labe
                  "test_fraction", "val_fraction", "train_limit", "out", "approaches", "include_self", "limit",
                  "pca_dims", "pca_main", "timing_queries", "timing_images", "no_by_class", "no_whole", "models_out",
                  "epochs", "dim", "margin", "mining", "classes_per_batch", "per_class", "lr", "kind", "c", "split",
-                 "id", "threshold", "csv", "job", "no_wait", "no_copy",
+                 "id", "threshold", "csv", "job", "no_wait", "no_copy", "refit", "variants",
                  }
 
 

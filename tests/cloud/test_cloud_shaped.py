@@ -336,3 +336,58 @@ def test_cloud_index_cli(cloud, tmp_path, demo_dir, embedder, sha_to_file):
     url = body["results"][0]["url"]
     assert urlsplit(url).path == f"/{BUCKET}/fresh/{ids[4]}.png"
     assert httpx.get(url, timeout=10).content == picked[4].read_bytes()
+
+
+# ----- an index with label-free post-processing (lookalike.index.postprocessing) --------------
+PROCESSED = "demo-power-center"
+
+
+@pytest.fixture(scope="module")
+def processed_index_dir(demo_index_dir, tmp_path_factory):
+    """The demo index converted to ``power-center`` in place of re-embedding (the stored vectors invert)."""
+    from lookalike.index import postprocessing
+    from lookalike.index.faiss_index import FaissIndex
+
+    path = tmp_path_factory.mktemp("demo-power-center") / "index"
+    shutil.copytree(demo_index_dir, path)
+    index = FaissIndex.load(path)
+    assert postprocessing.prepare(index, "power-center").fitted_count == 187
+    index.save()
+    return path
+
+
+@pytest.fixture(scope="module")
+def processed(cloud, processed_index_dir, settings_factory):
+    """The local service over the post-processed index, pushed to OpenSearch as PROCESSED."""
+    cloud.cli("push", "--to", "opensearch", "--url", cloud.opensearch.url, "--index-name", PROCESSED,
+              "--index-dir", str(processed_index_dir), "--auth", "sigv4", "--region", REGION, "--quiet")
+    return build_local_service(settings_factory(index_dir=processed_index_dir))
+
+
+@pytest.mark.parametrize("vectors", ["numpy", "lists"])
+def test_post_processed_index_lambda_equals_local(cloud, processed, local, monkeypatch, vectors):
+    """The Lambda reads the transform from the OpenSearch mapping's _meta and applies it to each query
+    (pure Python when the endpoint's vectors are lists, as in the Lambda package without numpy);
+    its answers equal the local post-processed search, and differ from the plain index's."""
+    import lookalike.cloud.sagemaker_embedder as sagemaker_embedder
+
+    if vectors == "lists":
+        monkeypatch.setattr(sagemaker_embedder, "_as_vectors", lambda rows, dim: rows)
+    with pytest.MonkeyPatch.context() as mp:
+        app = app_with(cloud, mp, LOOKALIKE_OPENSEARCH_INDEX=PROCESSED)
+        assert app.service().index.model["postprocess"] == processed.index.model["postprocess"]
+        differs = 0
+        for path in demo_images()[5::37]:
+            status, body, _ = answer(app.handle, with_body("search", json.dumps({"image": b64(path.read_bytes()),
+                                                                                 "k": 8})))
+            expected = processed.search(SearchRequest(image=path.read_bytes(), k=8)).to_dict()["results"]
+            assert status == 200 and [r["id"] for r in body["results"]] == [r["id"] for r in expected], path
+            np.testing.assert_allclose([r["score"] for r in body["results"]], [r["score"] for r in expected],
+                                       atol=1e-4)
+            plain = local.search(SearchRequest(image=path.read_bytes(), k=8)).to_dict()["results"]
+            differs += max(abs(a["score"] - b["score"]) for a, b in zip(expected, plain)) > 0.01
+        assert differs == len(demo_images()[5::37])  # the transform changes every answer's scores
+        query_id = expected[0]["id"]
+        status, body, _ = answer(app.handle, with_body("search", json.dumps({"id": query_id, "k": 6})))
+    by_id = processed.search(SearchRequest(id=query_id, k=6)).to_dict()["results"]
+    assert status == 200 and [r["id"] for r in body["results"]] == [r["id"] for r in by_id]

@@ -8,7 +8,8 @@ from PIL import Image
 
 from lookalike.embedders.backbones import BACKBONES
 from lookalike.errors import ConfigError
-from lookalike.embedders.preprocess import PreprocessSpec, resize_and_crop, to_array, to_batch
+from lookalike.embedders.preprocess import (GREY_CHECK_PIXELS, PreprocessSpec, grey_band, resize_and_crop, to_array,
+                                           to_batch)
 
 LITE2 = BACKBONES["efficientnet-lite2"].spec
 
@@ -81,9 +82,62 @@ def test_batch_shape_and_empty():
     assert to_batch([], LITE2).shape == (0, 3, 260, 260)
 
 
-def test_non_rgb_input_is_refused():
-    with pytest.raises(ValueError, match="RGB"):
-        to_array(Image.new("L", (300, 300)), LITE2)
+@pytest.mark.parametrize("mode", ["RGBA", "P", "LA", "CMYK"])
+def test_modes_other_than_rgb_and_grey_are_refused(mode):
+    with pytest.raises(ValueError, match="RGB or L"):
+        to_array(Image.new(mode, (300, 300)), LITE2)
+
+
+GREY_SIZES = [(28, 28), (140, 128), (600, 300), (1000, 750), (2400, 1600), (292, 400)]
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite2", "resnet50"])
+@pytest.mark.parametrize("size", GREY_SIZES)
+def test_grey_image_gives_the_array_of_its_rgb_conversion(name, size):
+    """One resized plane broadcast to three channels is bit-identical to converting to RGB first
+    (Lite2 scales every channel alike: copied planes; ResNet per channel: three passes of one plane)."""
+    spec = BACKBONES[name].spec
+    w, h = size
+    grey = Image.fromarray(np.random.default_rng(w * h).integers(0, 256, (h, w), dtype=np.uint8), "L")
+    assert np.array_equal(to_array(grey, spec), _rgb_reference(grey.convert("RGB"), spec))
+
+
+def test_real_grey_images_give_the_arrays_of_their_rgb_conversion(demo_dir):
+    from lookalike.eval.datasets import fashion_mnist
+    from tests.conftest import DATASETS_DIR
+
+    try:
+        fmnist = fashion_mnist("test", datasets_dir=DATASETS_DIR)
+    except ConfigError:
+        pytest.skip("Fashion-MNIST is not unpacked (make datasets)")
+    images = [fmnist.image(i) for i in range(0, 10_000, 500)]  # RGB with R = G = B
+    images += [Image.open(p).convert("L") for p in sorted(demo_dir.rglob("*.png"))[::10]]
+    for image in images:
+        assert np.array_equal(to_array(image, LITE2), _rgb_reference(image.convert("RGB"), LITE2))
+
+
+@pytest.mark.parametrize("size", GREY_SIZES)
+def test_grey_content_stored_as_rgb_is_found_and_colour_is_not(size):
+    w, h = size
+    plane = np.random.default_rng(1).integers(0, 256, (h, w), dtype=np.uint8)
+    grey_rgb = Image.fromarray(np.repeat(plane[..., None], 3, axis=2))
+    assert grey_band(grey_rgb) is not None or w * h > 16 * GREY_CHECK_PIXELS
+    assert np.array_equal(to_array(grey_rgb, LITE2), _rgb_reference(grey_rgb, LITE2))
+    pixels = np.repeat(plane[..., None], 3, axis=2)
+    pixels[h // 3, w // 5, 1] ^= 1  # one pixel off grey
+    assert grey_band(Image.fromarray(pixels)) is None
+
+
+def _rgb_reference(image: Image.Image, spec) -> np.ndarray:
+    """The three-band path, as before grey images had their own: resize RGB, scale each channel."""
+    pixels = np.asarray(resize_and_crop(image, spec))
+    scale = 1.0 / (255.0 * np.asarray(spec.std, dtype=np.float64))
+    offset = -np.asarray(spec.mean, dtype=np.float64) / np.asarray(spec.std, dtype=np.float64)
+    out = np.empty((3, spec.crop, spec.crop), dtype=np.float32)
+    for c in range(3):
+        np.multiply(pixels[:, :, c], np.float32(scale[c]), out=out[c], dtype=np.float32)
+        out[c] += np.float32(offset[c])
+    return out
 
 
 def test_spec_roundtrip_and_validation(tmp_path):

@@ -191,6 +191,43 @@ def test_model_starts_once_a_batch_is_prepared_not_when_the_read_ahead_fills(emb
     assert reads_at_encode[0] <= 6, reads_at_encode
 
 
+def test_the_model_runs_in_its_own_thread_one_batch_at_a_time_while_the_next_is_made(embedder, tmp_path,
+                                                                                     monkeypatch):
+    """Batches go to one model thread (never two at once, so the engine keeps its own threads);
+    the caller stacks the next batch meanwhile, so a queued batch is waiting when one ends."""
+    root = tmp_path / "photos" / "birds"
+    root.mkdir(parents=True)
+    for src in sorted(DEMO_DIR.rglob("*.png"))[:20]:
+        shutil.copy(src, root / src.name)
+    busy, threads, queued_at_start = threading.Lock(), set(), []
+
+    def on_encode(batch):
+        assert busy.acquire(blocking=False), "two batches in the model at once"
+        threads.add(threading.current_thread().name)
+        time.sleep(0.2)  # a slow model: the next batches are prepared and queued meanwhile
+        queued_at_start.append(model_queue())
+        busy.release()
+
+    import lookalike.index.ingest as ingest
+
+    pools = []
+    real_executor = ingest.ThreadPoolExecutor
+
+    def executor(*args, **kwargs):
+        pools.append(real_executor(*args, **kwargs))
+        return pools[-1]
+
+    def model_queue() -> int:
+        return next(p for p in pools if p._thread_name_prefix == "model")._work_queue.qsize()
+
+    monkeypatch.setattr(ingest, "ThreadPoolExecutor", executor)
+    report = ingest_folder(root.parent, new_index(tmp_path / "idx", embedder),
+                           Observed(embedder, on_encode=on_encode), batch_size=4, workers=2, progress=False)
+    assert report.indexed == 20
+    assert len(threads) == 1 and next(iter(threads)).startswith("model")
+    assert max(queued_at_start[:-1]) >= 1, queued_at_start  # the next batch waited behind the running one
+
+
 def entries_by_path(index) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for id_, meta in index.items():
