@@ -110,7 +110,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         # The SageMaker archive runs ONNX Runtime only: the Lambda would refuse every query as another model's.
         print(f"warning: {settings.index_dir} was embedded by {local.model['engine']} "
               f"{local.model.get('precision')}, which the SageMaker archive cannot run; for the cloud, build the "
-              "index with --engine onnxruntime --precision fp32 (or int8 with `make build PRECISION=int8`)",
+              "index with --engine onnxruntime --precision fp32 (or int8 with `make build-model PRECISION=int8`)",
               file=sys.stderr)
     remote = OpenSearchIndex.from_settings(settings, dim=local.dim, model=local.model, create=True,
                                            recreate=args.recreate)

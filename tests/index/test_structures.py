@@ -15,12 +15,9 @@ from lookalike.errors import ConfigError
 from lookalike.index.faiss_index import MANIFEST, FaissIndex
 from lookalike.index.faiss_store import FORMAT
 
+from .test_faiss_index import unit_vectors
+
 FORMAT1 = Path(__file__).resolve().parent.parent / "fixtures" / "faiss-format1"
-
-
-def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
-    v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def fill(index: FaissIndex, n: int, seed: int = 0, start: int = 0) -> tuple[list[str], np.ndarray]:
