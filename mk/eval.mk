@@ -8,7 +8,7 @@ EVAL_MODEL ?= --engine onnxruntime --precision fp32
 
 .PHONY: eval eval-fashion-mnist eval-tuxpaint eval-demo eval-duplicates
 
-eval: eval-fashion-mnist eval-tuxpaint eval-demo ## Regenerate reports/fashion-mnist and reports/tuxpaint (first run embeds ~22k images)
+eval: eval-fashion-mnist eval-tuxpaint eval-demo ## Regenerate reports/fashion-mnist, reports/tuxpaint and reports/demo (first run embeds ~22k images)
 
 eval-fashion-mnist: venv datasets ## Compare the approaches on Fashion-MNIST (10k test split) → reports/fashion-mnist
 	$(VENV)/bin/lookalike eval fashion-mnist --train-limit $(EVAL_TRAIN_LIMIT) --out reports/fashion-mnist \
