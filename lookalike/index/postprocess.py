@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # numpy stays out of the import path: the Lambda package ship
 KINDS = ("none", "power-center")
 FORMAT = 1
 HEAD_META_KEY = "postprocess"  # head metadata naming the transform (its digest) a head applies
+MODEL_KEY = "postprocess"  # where an index's model info holds its transform
 
 
 def _digest(kind: str, mean_bytes: bytes) -> str:
@@ -168,7 +169,7 @@ class PostProcess:
 
     @classmethod
     def of_index(cls, index) -> PostProcess:
-        return cls.from_dict((getattr(index, "model", None) or {}).get("postprocess"))
+        return cls.from_dict((getattr(index, "model", None) or {}).get(MODEL_KEY))
 
     # ----- as an ONNX head -----------------------------------------------------------------
     def export_onnx(self, path: Path, metadata: Mapping[str, Any] | None = None) -> Path:

@@ -1,6 +1,6 @@
 """The post-processing an index's vectors went through, and when it is fitted again.
 
-The transform (:class:`~lookalike.embedders.postprocess.PostProcess`) lives in the index's model
+The transform (:class:`~lookalike.index.postprocess.PostProcess`) lives in the index's model
 info, saved atomically with the vectors, so every saved generation is self-consistent:
 
 - a new index with ``power-center`` stores power-normalised vectors (mean 0) while it fills,
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .postprocess import PostProcess
+from .postprocess import MODEL_KEY, PostProcess
 
 logger = logging.getLogger(__name__)
 
-KEY = "postprocess"
+KEY = MODEL_KEY
 CHANGED = "changed_since_fit"  # kept beside the transform in the model info
 REFIT_FRACTION = 1.0  # refit when changes since the fit reach this share of the fitted count
 # Relative distance |mean_now - mean_fit| / |mean_fit| above which a stale fit is worth a warning.
@@ -63,7 +63,7 @@ def entry(index) -> dict:
 
 
 def changed(index) -> int:
-    return int(((getattr(index, "model", None) or {}).get(KEY) or {}).get(CHANGED, 0))
+    return int(entry(index).get(CHANGED, 0))
 
 
 def _store(index, transform: PostProcess, changes: int) -> None:
@@ -102,12 +102,16 @@ def record_changes(index, count: int) -> None:
 
 def backbone_vectors(index, ids: list[str] | None = None) -> tuple[list[str], np.ndarray]:
     """``(ids, the backbone's unit vectors)`` of the index's entries, reconstructed from the stored ones."""
-    transform = current(index)
     ids = [id_ for id_, _ in index.items()] if ids is None else ids
     if not ids:
         return ids, np.zeros((0, index.dim), np.float32)
-    parts = [transform.invert(index.get_vectors(ids[i:i + CHUNK])) for i in range(0, len(ids), CHUNK)]
-    return ids, np.concatenate(parts)
+    return ids, np.concatenate(list(_backbone_chunks(index, current(index), ids)))
+
+
+def _backbone_chunks(index, transform: PostProcess, ids: list[str]):
+    """The backbone's vectors of ``ids``, :data:`CHUNK` at a time (a million never sit in memory twice)."""
+    for i in range(0, len(ids), CHUNK):
+        yield transform.invert(index.get_vectors(ids[i:i + CHUNK]))
 
 
 def refit(index, kind: str | None = None) -> PostProcess:
@@ -136,8 +140,8 @@ def drift(index) -> float | None:
         return None
     ids = [id_ for id_, _ in index.items()]
     total = np.zeros(index.dim, np.float64)
-    for i in range(0, len(ids), CHUNK):
-        total += power_normalise(transform.invert(index.get_vectors(ids[i:i + CHUNK]))).sum(axis=0)
+    for chunk in _backbone_chunks(index, transform, ids):
+        total += power_normalise(chunk).sum(axis=0)
     fitted = transform.mean.astype(np.float64)
     return float(np.linalg.norm(total / len(ids) - fitted) / max(np.linalg.norm(fitted), 1e-12))
 

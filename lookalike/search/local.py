@@ -17,7 +17,7 @@ def build_local_service(settings, *, embedder=None, url_for: UrlFor = local_url)
 
     index = FaissIndex.load(settings.index_dir, ef_search=settings.hnsw_ef_search, mmap=True)
     if embedder is None:
-        embedder = embedder_from_settings(_settings_for_index(settings, index))
+        embedder = embedder_from_settings(settings_for_model(settings, index.model))
 
     def reload(current: FaissIndex) -> FaissIndex | None:
         if current.stored_generation() != current.generation:
@@ -31,10 +31,6 @@ def build_local_service(settings, *, embedder=None, url_for: UrlFor = local_url)
         classifier = Classifier.load(settings.classifier)
     return SearchService(embedder, index, limits=Limits.from_settings(settings), url_for=url_for, reload=reload,
                          classifier=classifier)
-
-
-def _settings_for_index(settings, index):
-    return settings_for_model(settings, index.model)
 
 
 def settings_for_index_dir(settings):

@@ -80,14 +80,12 @@ class SearchService:
         the transform its entries went through; a numpy array or, in the Lambda, lists of floats."""
         index = self.index
         if self._transform is None or self._transform[0] is not index:
-            entry = (getattr(index, "model", None) or {}).get("postprocess") or {}
-            transform = None
-            if entry.get("kind", "none") != "none":  # imported only then: older Lambda packages lack it
-                from ..index.postprocess import PostProcess, embedder_applies
+            from ..index.postprocess import PostProcess, embedder_applies  # numpy-free, in the Lambda package
 
-                transform = PostProcess.from_dict(entry)
-                # A head exported from this very transform already applied it: never twice.
-                transform = None if embedder_applies(self.embedder, transform) else transform
+            transform = PostProcess.of_index(index)
+            # A head exported from this very transform already applied it: never twice.
+            if not transform.active or embedder_applies(self.embedder, transform):
+                transform = None
             self._transform = (index, transform)
         transform = self._transform[1]
         return vectors if transform is None else transform.apply_rows(vectors)
