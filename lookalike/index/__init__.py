@@ -17,13 +17,10 @@ def open_index(backend: str = "faiss", *, settings, dim: int | None = None, mode
                create: bool = False, path: Path | None = None) -> Index:
     """Open the index named by ``backend``; with ``create`` a missing one is made with ``dim``."""
     if backend == "faiss":
-        from .faiss_index import FaissIndex
+        from .faiss_index import FaissIndex, params_from
 
         path = Path(path or settings.index_dir)
-        params = {"hnsw_threshold": settings.hnsw_threshold, "m": settings.hnsw_m,
-                  "ef_construction": settings.hnsw_ef_construction, "ef_search": settings.hnsw_ef_search,
-                  "hnsw_storage": settings.hnsw_storage, "ivfpq_threshold": settings.ivfpq_threshold,
-                  "nprobe": settings.ivfpq_nprobe, "compact_fraction": settings.index_compact_fraction}
+        params = params_from(settings)
         if FaissIndex.exists(path):  # the structure's parameters are the index's own; search breadth is not
             return FaissIndex.load(path, ef_search=settings.hnsw_ef_search, nprobe=settings.ivfpq_nprobe)
         if not create:

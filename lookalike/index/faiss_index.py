@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import Settings
 from ..embedders.base import check_vectors
 from ..errors import ConfigError
 from . import faiss_store as store
@@ -39,8 +40,16 @@ logger = logging.getLogger(__name__)
 # faster than a selector over HNSW and never returns fewer than k hits.
 EXACT_FILTER_LIMIT = 20_000
 CHUNK = 50_000  # vectors reconstructed at a time when rebuilding: 256 MB at 1280-d
-DEFAULTS = {"hnsw_threshold": 10_000, "m": 32, "ef_construction": 80, "ef_search": 384, "hnsw_storage": "fp16",
-            "ivfpq_threshold": 2_000_000, "nprobe": 32, "compact_fraction": 0.2}
+# Each structure parameter is a Settings field (LOOKALIKE_*, a CLI flag), where its default is defined.
+SETTINGS_FIELDS = {"hnsw_threshold": "hnsw_threshold", "m": "hnsw_m", "ef_construction": "hnsw_ef_construction",
+                   "ef_search": "hnsw_ef_search", "hnsw_storage": "hnsw_storage", "ivfpq_threshold": "ivfpq_threshold",
+                   "nprobe": "ivfpq_nprobe", "compact_fraction": "index_compact_fraction"}
+DEFAULTS = {param: getattr(Settings, name) for param, name in SETTINGS_FIELDS.items()}
+
+
+def params_from(settings) -> dict[str, Any]:
+    """The structure parameters ``settings`` hold, by :class:`FaissIndex`'s names."""
+    return {param: getattr(settings, name) for param, name in SETTINGS_FIELDS.items()}
 
 
 def _faiss():
