@@ -28,8 +28,8 @@ def _openvino():
 class OpenVinoEmbedder(OnnxEmbedder):
     """:class:`OnnxEmbedder` with OpenVINO running the backbone (a head still runs in ONNX Runtime).
 
-    ``bulk`` compiles for throughput (several streams, a batch split across them), otherwise for
-    latency (one stream over all cores). ``precision`` ``bf16`` runs the fp32 file with bf16
+    ``bulk`` compiles for throughput (several streams, each running one image at a time),
+    otherwise for latency (one stream over all cores). ``precision`` ``bf16`` runs the fp32 file with bf16
     arithmetic; ``int8`` expects a quantized file.
     """
 
@@ -50,6 +50,14 @@ class OpenVinoEmbedder(OnnxEmbedder):
             model = core.read_model(str(self.model_path))
             if len(model.inputs) != 1:
                 raise ConfigError(f"{self.model_path}: expected one input (n, 3, H, W), found {len(model.inputs)}")
+            # One image per request, of one fixed shape. With a dynamic batch the CPU plugin
+            # prepares its kernels again for every new shape it meets: 0.1-0.2 s each time a
+            # batch splits differently (the first batch, the last partial one), a fifth of a
+            # 187-image ingest; and a static shape runs a single image in 2.6 ms instead of 3.4.
+            # Streams (THROUGHPUT) run several requests at once, so batches keep their speed.
+            # Per-image requests also beat 8-image ones (a batch's share of a stream) in fresh-process
+            # demo ingests: 256 vs 246 img/s, where the dynamic batch ran 190 (docs/BENCHMARKS.md).
+            model.reshape([1, 3, self.spec.crop, self.spec.crop])
             compiled = core.compile_model(model, "CPU", config)
         except ConfigError:
             raise
@@ -58,28 +66,32 @@ class OpenVinoEmbedder(OnnxEmbedder):
         if self.precision == "bf16" and compiled.get_property("INFERENCE_PRECISION_HINT") != ov.Type.bf16:
             raise ConfigError("this CPU has no bf16 support (AVX-512 BF16 or AMX); use --precision fp32 or int8")
         self._compiled = compiled
-        return _Runner(ov, compiled)
+        return _Runner(compiled)
 
 
 class _Runner:
-    """Runs a batch on a compiled model: split over its infer requests (one per stream), which run
-    at once. Calls are serialised: the requests are shared and one call already fills the cores."""
+    """Runs a batch on a model compiled for one image: image ``i`` goes to infer request
+    ``i % jobs`` (one request per stream; the requests run at once). Calls are serialised: the
+    requests are shared and one call already fills the cores."""
 
-    def __init__(self, ov, compiled):
+    def __init__(self, compiled):
         self.jobs = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        self._queue = ov.AsyncInferQueue(compiled, self.jobs)
+        self._requests = [compiled.create_infer_request() for _ in range(self.jobs)]
         self._lock = threading.Lock()
+        # Each request's first run allocates its buffers: done here, not in the first batch.
+        self(np.zeros((self.jobs, *tuple(compiled.input(0).shape)[1:]), np.float32))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        parts = np.array_split(batch, min(self.jobs, len(batch)))
-        results: list[np.ndarray | None] = [None] * len(parts)
-
-        def done(request, i):
-            results[i] = request.get_output_tensor(0).data.copy()
-
+        n, jobs = len(batch), self.jobs
+        results: list[np.ndarray] = []
         with self._lock:
-            self._queue.set_callback(done)
-            for i, part in enumerate(parts):
-                self._queue.start_async({0: np.ascontiguousarray(part)}, userdata=i)
-            self._queue.wait_all()
-        return np.concatenate(results)
+            # Python callbacks (AsyncInferQueue) would take the GIL from the preparing threads once
+            # per image; wait() instead releases it until that request's image is done.
+            for i in range(n + jobs):
+                request = self._requests[i % jobs]
+                if i >= jobs:
+                    request.wait()
+                    results.append(request.get_output_tensor(0).data.copy())
+                if i < n:
+                    request.start_async({0: np.ascontiguousarray(batch[i:i + 1])})
+        return np.concatenate(results[:n])
