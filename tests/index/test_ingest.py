@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lookalike.imaging import decode_image
 from lookalike.index.faiss_index import FaissIndex
 from lookalike.index.ingest import PREPARE_NICENESS, image_id, ingest_folder, walk_images
 from lookalike.search.compat import model_info
@@ -183,12 +184,43 @@ def test_model_starts_once_a_batch_is_prepared_not_when_the_read_ahead_fills(emb
         return id_, sha
 
     monkeypatch.setattr(ingest, "image_id", slow_read)
-    observed = Observed(embedder, on_encode=lambda batch: reads_at_encode.append(len(read_ids)))
-    report = ingest_folder(root.parent, new_index(tmp_path / "idx", embedder), observed, batch_size=4,
-                           workers=2, progress=False)
-    assert report.indexed == 24 and len(reads_at_encode) == 6
+    sizes: list[int] = []
+
+    def on_encode(batch):
+        reads_at_encode.append(len(read_ids))
+        sizes.append(len(batch))
+
+    report = ingest_folder(root.parent, new_index(tmp_path / "idx", embedder), Observed(embedder, on_encode=on_encode),
+                           batch_size=4, workers=2, progress=False)
+    assert report.indexed == 24 and sum(sizes) == 24 and max(sizes) <= 4
     # Waiting for the window would mean 8 in flight + 4 taken = 12 files read before the first batch.
     assert reads_at_encode[0] <= 6, reads_at_encode
+
+
+def test_an_idle_model_takes_a_part_of_a_batch_and_a_busy_one_gets_full_batches(embedder, tmp_path):
+    """While the model waits, a quarter batch is worth running (the model runs an image per
+    request); while it is busy, images gather into full batches. Every image is embedded once,
+    as the same vector the model gives it alone, though the batch arrays are reused."""
+    root = tmp_path / "photos" / "birds"
+    root.mkdir(parents=True)
+    sources = sorted(DEMO_DIR.rglob("*.png"))[:40]
+    for src in sources:
+        shutil.copy(src, root / src.name)
+    sizes: list[int] = []
+
+    def on_encode(batch):
+        sizes.append(len(batch))
+        time.sleep(0.2)  # a slow model: busy whenever there is a batch for it
+
+    index = new_index(tmp_path / "idx", embedder)
+    report = ingest_folder(root.parent, index, Observed(embedder, on_encode=on_encode), batch_size=8, workers=2,
+                           progress=False)
+    assert report.indexed == 40 and sum(sizes) == 40
+    assert sizes == [2, 8, 8, 8, 8, 6], sizes  # a quarter batch to start, then full ones, then the rest
+    # Reused arrays never overwrite a batch the model has not finished: each vector is its image's own.
+    ids = [image_id((root / src.name).read_bytes())[0] for src in sources]
+    expected = embedder.encode([decode_image((root / src.name).read_bytes(), max_pixels=10**8) for src in sources])
+    np.testing.assert_allclose(index.get_vectors(ids), expected, atol=1e-5)
 
 
 def test_the_model_runs_in_its_own_thread_one_batch_at_a_time_while_the_next_is_made(embedder, tmp_path,
