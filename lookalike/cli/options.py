@@ -39,7 +39,9 @@ def model_options() -> argparse.ArgumentParser:
     g.add_argument("--engine", choices=ENGINES,
                    help="inference engine (default: the index's; for a new index the measured default)")
     g.add_argument("--precision", choices=PRECISIONS,
-                   help="model precision (default: the index's; for a new index the measured default)")
+                   help="model precision (default: the index's; for a new index the measured default, or with "
+                        "--engine alone that engine's precision that held the quality guard: onnxruntime fp32, "
+                        "openvino int8 where VNNI makes it safe)")
     g.add_argument("--postprocess", choices=POSTPROCESSING,
                    help="label-free post-processing fitted on the collection (default: the index's; new: none)")
     g.add_argument("--batch-size", type=int, help=f"images per inference batch (default {DEFAULTS.batch_size})")

@@ -63,9 +63,12 @@ def test_resolve_keeps_what_the_user_chose(monkeypatch):
     assert resolve(None, None, backbone="resnet50", custom=False).precision == "fp32"
     # One of the two chosen: the other is filled so the pair can run.
     assert (resolve(None, "bf16", backbone="efficientnet-lite2", custom=False).engine) == "openvino"
-    assert (resolve("onnxruntime", None, backbone="efficientnet-lite2", custom=False).precision) == "int8"
-    monkeypatch.setattr(choice, "choose_run", lambda: choice.Run("openvino", "bf16", "measured"))
+    # An engine alone gets its fastest precision that held the quality guard: ONNX Runtime int8 did not.
     assert (resolve("onnxruntime", None, backbone="efficientnet-lite2", custom=False).precision) == "fp32"
+    assert (resolve("openvino", None, backbone="efficientnet-lite2", custom=False).precision) == "int8"
+    monkeypatch.setattr(choice, "choose_run", lambda: choice.Run("onnxruntime", "fp32", "no VNNI"))
+    assert (resolve("openvino", None, backbone="efficientnet-lite2", custom=False).precision) == "fp32"  # no int8 here
+    assert (resolve("openvino", None, backbone="efficientnet-lite2", custom=True).precision) == "fp32"
 
 
 def test_fingerprint_marks_every_run_but_the_historical_one():
