@@ -126,6 +126,7 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = BATCH_SIZE, 
 
     buffers: list[np.ndarray] = []  # PIPELINE_DEPTH + 1 batch-sized arrays, used in turn
     stacked = 0
+    handed = 0  # images handed to the model so far
 
     def stack(arrays: list[np.ndarray]) -> np.ndarray:
         """The arrays stacked into the next of a few reused batch buffers. A new 13 MB array per
@@ -142,8 +143,10 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = BATCH_SIZE, 
     def flush() -> None:
         """Hand the batch to the model thread; while it runs, this thread reads and stacks the next
         one, so the model goes from batch to batch without waiting for Python in between."""
+        nonlocal handed
         if not batch:
             return
+        handed += len(batch)
         items = batch[:]
         batch.clear()
         arrays = stack([p.array for p in items]) if prepare is not None else [p.array for p in items]
@@ -203,7 +206,10 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = BATCH_SIZE, 
                 # nothing to do (the first images of a run, a stall in preparing): waiting would
                 # leave it idle, and it runs a short batch about as fast per image (OpenVINO runs
                 # an image per request anyway). Demo ingest: 239.6 -> 250.9 img/s, ten runs each.
-                if len(batch) >= batch_size or (len(batch) >= early and model_idle()):
+                # A batch also ends at a checkpoint, so each save holds exactly a multiple of
+                # ``checkpoint_every`` new images, however the batches were cut.
+                if len(batch) >= batch_size or (len(batch) >= early and model_idle()) \
+                        or (save and (handed + len(batch)) % checkpoint_every == 0):
                     flush()
             bar.update(1)
             if progress:  # formatting the counters costs ~10 µs an image even with the bar off

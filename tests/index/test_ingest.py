@@ -223,6 +223,31 @@ def test_an_idle_model_takes_a_part_of_a_batch_and_a_busy_one_gets_full_batches(
     np.testing.assert_allclose(index.get_vectors(ids), expected, atol=1e-5)
 
 
+def test_checkpoints_hold_exact_multiples_however_batches_are_cut(embedder, tmp_path, monkeypatch):
+    """Quarter batches must not push a checkpoint past its mark: every save but the last holds
+    exactly a multiple of ``checkpoint_every`` new images (what an interrupted run keeps)."""
+    root = tmp_path / "photos" / "birds"
+    root.mkdir(parents=True)
+    for src in sorted(DEMO_DIR.rglob("*.png"))[:30]:
+        shutil.copy(src, root / src.name)
+    import lookalike.index.ingest as ingest
+
+    saved: list[int] = []
+    real_save = ingest._save
+    monkeypatch.setattr(ingest, "_save", lambda index, report: (saved.append(len(index)), real_save(index, report)))
+    sizes: list[int] = []
+
+    def on_encode(batch):
+        sizes.append(len(batch))
+        time.sleep(0.1)
+
+    index = new_index(tmp_path / "idx", embedder)
+    ingest_folder(root.parent, index, Observed(embedder, on_encode=on_encode), batch_size=8, workers=2,
+                  checkpoint_every=8, progress=False)
+    assert min(sizes) < 8  # the idle model did take part batches
+    assert saved == [8, 16, 24, 30], (saved, sizes)
+
+
 def test_the_model_runs_in_its_own_thread_one_batch_at_a_time_while_the_next_is_made(embedder, tmp_path,
                                                                                      monkeypatch):
     """Batches go to one model thread (never two at once, so the engine keeps its own threads);
