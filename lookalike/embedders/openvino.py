@@ -28,7 +28,7 @@ def _openvino():
 class OpenVinoEmbedder(OnnxEmbedder):
     """:class:`OnnxEmbedder` with OpenVINO running the backbone (a head still runs in ONNX Runtime).
 
-    ``bulk`` compiles for throughput (several streams, each running one image at a time),
+    ``bulk`` compiles for throughput (several streams, each running one or two images at a time),
     otherwise for latency (one stream over all cores). ``precision`` ``bf16`` runs the fp32 file with bf16
     arithmetic; ``int8`` expects a quantized file.
     """
@@ -50,14 +50,14 @@ class OpenVinoEmbedder(OnnxEmbedder):
             model = core.read_model(str(self.model_path))
             if len(model.inputs) != 1:
                 raise ConfigError(f"{self.model_path}: expected one input (n, 3, H, W), found {len(model.inputs)}")
-            # One image per request, of one fixed shape. With a dynamic batch the CPU plugin
+            # One image per request (two on AMX, see images_per_request), of one fixed shape. With a dynamic batch the CPU plugin
             # prepares its kernels again for every new shape it meets: 0.1-0.2 s each time a
             # batch splits differently (the first batch, the last partial one), a fifth of a
             # 187-image ingest; and a static shape runs a single image in 2.6 ms instead of 3.4.
             # Streams (THROUGHPUT) run several requests at once, so batches keep their speed.
             # Per-image requests also beat 8-image ones (a batch's share of a stream) in fresh-process
             # demo ingests: 256 vs 246 img/s, where the dynamic batch ran 190 (docs/BENCHMARKS.md).
-            model.reshape([1, 3, self.spec.crop, self.spec.crop])
+            model.reshape([images_per_request(bulk), 3, self.spec.crop, self.spec.crop])
             compiled = core.compile_model(model, "CPU", config)
         except ConfigError:
             raise
@@ -69,29 +69,49 @@ class OpenVinoEmbedder(OnnxEmbedder):
         return _Runner(compiled)
 
 
+def images_per_request(bulk: bool, cpuinfo: str | None = None) -> int:
+    """Images in one infer request: 2 for the throughput session on an AMX CPU, else 1.
+
+    AMX tiles take 16 rows, so the late 1x1 convolutions (9 x 9 = 81 positions an image) fill them
+    better with two images: 16 alternating rounds of 128 images on a Sapphire Rapids VM, median
+    213 vs 201 img/s, median paired ratio 1.15. Without AMX (an AMD Zen 4 VM, VNNI only) one image
+    a request was the fastest (474 img/s, against 2, 4 or 8). The latency session stays at one:
+    a query is one image.
+    """
+    from .choice import cpu_flags, read_cpuinfo
+
+    return 2 if bulk and "amx_int8" in cpu_flags(read_cpuinfo() if cpuinfo is None else cpuinfo) else 1
+
+
 class _Runner:
-    """Runs a batch on a model compiled for one image: image ``i`` goes to infer request
-    ``i % jobs`` (one request per stream; the requests run at once). Calls are serialised: the
-    requests are shared and one call already fills the cores."""
+    """Runs a batch on a model compiled for ``per`` images: the batch's ``i``-th slice of ``per``
+    images goes to infer request ``i % jobs`` (one request per stream; the requests run at once);
+    an odd tail is padded with copies of its last image, whose extra vectors are dropped. Calls
+    are serialised: the requests are shared and one call already fills the cores."""
 
     def __init__(self, compiled):
         self.jobs = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self.per = int(compiled.input(0).shape[0])
         self._requests = [compiled.create_infer_request() for _ in range(self.jobs)]
         self._lock = threading.Lock()
         # Each request's first run allocates its buffers: done here, not in the first batch.
-        self(np.zeros((self.jobs, *tuple(compiled.input(0).shape)[1:]), np.float32))
+        self(np.zeros((self.jobs * self.per, *tuple(compiled.input(0).shape)[1:]), np.float32))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        n, jobs = len(batch), self.jobs
+        n, jobs, per = len(batch), self.jobs, self.per
+        slices = -(-n // per)
         results: list[np.ndarray] = []
         with self._lock:
             # Python callbacks (AsyncInferQueue) would take the GIL from the preparing threads once
-            # per image; wait() instead releases it until that request's image is done.
-            for i in range(n + jobs):
+            # per image; wait() instead releases it until that request's images are done.
+            for i in range(slices + jobs):
                 request = self._requests[i % jobs]
                 if i >= jobs:
                     request.wait()
                     results.append(request.get_output_tensor(0).data.copy())
-                if i < n:
-                    request.start_async({0: np.ascontiguousarray(batch[i:i + 1])})
-        return np.concatenate(results[:n])
+                if i < slices:
+                    part = batch[i * per:(i + 1) * per]
+                    if len(part) < per:
+                        part = np.concatenate([part, np.repeat(part[-1:], per - len(part), axis=0)])
+                    request.start_async({0: np.ascontiguousarray(part)})
+        return np.concatenate(results)[:n]

@@ -77,6 +77,25 @@ def test_openvino_int8_runs_the_same_file_close_to_onnx_runtime(int8, images):
     assert ov.fingerprint != int8.fingerprint
 
 
+def test_two_images_a_request_give_the_vectors_of_one(images, monkeypatch):
+    """The throughput session runs two images a request on AMX CPUs: the vectors are the same as
+    one a request, for odd batches (the tail padded, its extra vector dropped) as for even ones."""
+    import lookalike.embedders.openvino as ovm
+
+    amx, vnni = "flags\t: fpu avx512f avx512_vnni amx_int8 amx_tile", "flags\t: fpu avx512f avx512_vnni"
+    assert ovm.images_per_request(True, amx) == 2
+    assert ovm.images_per_request(False, amx) == ovm.images_per_request(True, vnni) == 1
+    made = {}
+    for per in (1, 2):
+        monkeypatch.setattr(ovm, "images_per_request", lambda bulk, cpuinfo=None, per=per: per)
+        made[per] = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="int8",
+                                    bulk=True)
+        assert tuple(made[per]._compiled.input(0).shape)[0] == per
+    batch = np.stack([made[1].prepare(image) for image in images])
+    for n in (1, 2, 3, len(batch)):
+        np.testing.assert_array_equal(made[2].encode_prepared(batch[:n]), made[1].encode_prepared(batch[:n]))
+
+
 def test_bf16_only_under_openvino(images, reference):
     with pytest.raises(ConfigError, match="openvino"):
         create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="onnxruntime", precision="bf16")
