@@ -50,13 +50,15 @@ class OpenVinoEmbedder(OnnxEmbedder):
             model = core.read_model(str(self.model_path))
             if len(model.inputs) != 1:
                 raise ConfigError(f"{self.model_path}: expected one input (n, 3, H, W), found {len(model.inputs)}")
-            # One image per request (two on AMX, see images_per_request), of one fixed shape. With a dynamic batch the CPU plugin
-            # prepares its kernels again for every new shape it meets: 0.1-0.2 s each time a
-            # batch splits differently (the first batch, the last partial one), a fifth of a
-            # 187-image ingest; and a static shape runs a single image in 2.6 ms instead of 3.4.
+            # One image per request (two in the throughput session on AMX: images_per_request), of
+            # one fixed shape. With a dynamic batch the CPU plugin prepares its kernels again for
+            # every new shape it meets: 0.1-0.2 s each time a batch splits differently (the first
+            # batch, the last partial one), a fifth of a 187-image ingest; and a static shape runs a
+            # single image in 2.6 ms instead of 3.4.
             # Streams (THROUGHPUT) run several requests at once, so batches keep their speed.
             # Per-image requests also beat 8-image ones (a batch's share of a stream) in fresh-process
-            # demo ingests: 256 vs 246 img/s, where the dynamic batch ran 190 (docs/BENCHMARKS.md).
+            # demo ingests on a VNNI CPU: 256 vs 246 img/s, where the dynamic batch ran 190
+            # (docs/BENCHMARKS.md).
             model.reshape([images_per_request(bulk), 3, self.spec.crop, self.spec.crop])
             compiled = core.compile_model(model, "CPU", config)
         except ConfigError:
@@ -74,9 +76,9 @@ def images_per_request(bulk: bool, cpuinfo: str | None = None) -> int:
 
     AMX tiles take 16 rows, so the late 1x1 convolutions (9 x 9 = 81 positions an image) fill them
     better with two images: 16 alternating rounds of 128 images on a Sapphire Rapids VM, median
-    213 vs 201 img/s, median paired ratio 1.15. Without AMX (an AMD Zen 4 VM, VNNI only) one image
-    a request was the fastest (474 img/s, against 2, 4 or 8). The latency session stays at one:
-    a query is one image.
+    213 vs 201 img/s (through the embedder, paired 1.07; fresh-process demo ingests 1.05-1.11).
+    Without AMX (an AMD Zen 4 VM, VNNI only) one image a request was the fastest (474 img/s,
+    against 2, 4 or 8). The latency session stays at one: a query is one image.
     """
     from .choice import cpu_flags, read_cpuinfo
 

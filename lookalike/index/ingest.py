@@ -205,7 +205,7 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = BATCH_SIZE, 
                 # A full batch goes to the model; so does a quarter of one when the model has
                 # nothing to do (the first images of a run, a stall in preparing): waiting would
                 # leave it idle, and it runs a short batch about as fast per image (OpenVINO runs
-                # an image per request anyway). Demo ingest: 239.6 -> 250.9 img/s, ten runs each.
+                # one or two images a request anyway). Demo ingest: 239.6 -> 250.9 img/s, ten runs each.
                 # A batch also ends at a checkpoint, so each save holds exactly a multiple of
                 # ``checkpoint_every`` new images, however the batches were cut.
                 if len(batch) >= batch_size or (len(batch) >= early and model_idle()) \
