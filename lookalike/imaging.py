@@ -1,8 +1,7 @@
 """Image decoding with limits: bytes → RGB ``PIL.Image``, the same in every code path.
 
 Only Pillow is imported here (no numpy), so the Lambda package can validate images with
-exactly the code the local API uses. Where pyspng is installed (the ``fast`` extra; not in the
-Lambda or model packages) 8-bit PNGs are decoded by it, to the same pixels (:func:`_fast_png`).
+exactly the code the local API uses.
 """
 
 from __future__ import annotations
@@ -88,8 +87,6 @@ def decode_image(data: bytes, *, max_pixels: int, grey: bool = False) -> Image.I
                     f"Image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}.",
                     code="image_too_large",
                 )
-            fast = _fast_png(data, image)
-            image = fast if fast is not None else image
             image.load()
     except Image.DecompressionBombError:
         raise PayloadTooLarge(f"Image exceeds the pixel limit of {max_pixels}.", code="image_too_large") from None
@@ -99,48 +96,6 @@ def decode_image(data: bytes, *, max_pixels: int, grey: bool = False) -> Image.I
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidInput(f"Image could not be decoded: {exc}.", code="invalid_image") from None
     return to_rgb(image, grey=grey)
-
-
-# What makes Pillow's pixels differ from the raw PNG samples, or the image carry an orientation:
-# a PNG holding any of these markers (a chunk type, or a text chunk's keyword, stored uncompressed)
-# is decoded by Pillow. A false match (the bytes inside compressed data) only costs the fast path.
-_PNG_PILLOW_ONLY = (b"eXIf", b"Raw profile type exif", b"XML:com.adobe.xmp", b"acTL")
-_spng = None  # pyspng once imported; False when it is not installed (the Lambda, a plain install)
-
-
-def _fast_png(data: bytes, image: Image.Image) -> Image.Image | None:
-    """The pixels of an 8-bit grey/RGB PNG decoded by libspng (pyspng, the ``fast`` extra), else None.
-
-    The same samples Pillow decodes (PNG is lossless; neither applies gAMA or an ICC profile), in
-    less time: :func:`decode_image` on the demo PNGs 1.62 ms of CPU an image against 2.19 with
-    Pillow alone, Tux Paint 1.11 vs 1.35 (bit-identical on all of them and on 10,000 Fashion-MNIST
-    PNGs). Only where Pillow's result is the bare samples: colour types grey, RGB and RGBA at bit depth 8 (a
-    16-bit image Pillow reduces to 8, a palette it expands), no tRNS (Pillow reads it into
-    ``info["transparency"]``), not animated, no EXIF or XMP (orientation). Pillow has already
-    read the header and checked the size; anything libspng refuses goes back to Pillow, which
-    decides whether the file is bad. (Grey + alpha is left to Pillow: pyspng 0.1.4 refuses to
-    decode it, "invalid format".)
-    """
-    global _spng
-    if image.format != "PNG" or image.mode not in ("L", "RGB", "RGBA") or "transparency" in image.info \
-            or data[12:16] != b"IHDR" or data[24] != 8 or any(marker in data for marker in _PNG_PILLOW_ONLY):
-        return None
-    if _spng is None:
-        try:
-            import pyspng as _spng
-        except ImportError:
-            _spng = False
-    if _spng is False:
-        return None
-    try:
-        pixels = _spng.load(data)
-    except Exception:  # noqa: BLE001 - libspng is stricter or differs: Pillow decodes it and says why
-        return None
-    width, height = image.size
-    if pixels.dtype.itemsize != 1 or pixels.shape[:2] != (height, width) \
-            or (pixels.shape[2] if pixels.ndim == 3 else 1) != len(image.mode):
-        return None
-    return Image.fromarray(pixels)
 
 
 def to_rgb(image: Image.Image, *, grey: bool = False) -> Image.Image:
