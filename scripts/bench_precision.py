@@ -3,8 +3,9 @@
 Usage: python scripts/bench_precision.py [--configs onnxruntime/fp32,...] [--fashion-limit N]
        [--rounds 5] [--out FILE.json]
 
-Configs (default: all five): onnxruntime/fp32 (the reference), onnxruntime/int8, openvino/fp32,
-openvino/int8, openvino/bf16; ``ENGINE/int8:percentile`` tries the percentile calibration. Speed is measured alternating the configs in this one process,
+Configs (default: all six): onnxruntime/fp32 (the reference), onnxruntime/int8, openvino/fp32,
+openvino/int8, openvino/bf16, openvino/int8-bf16 (the int8 file, its float part in bf16; needs a
+bf16 CPU); ``ENGINE/int8:percentile`` tries the percentile calibration. Speed is measured alternating the configs in this one process,
 round by round, on the same real demo images already preprocessed: the model alone, single-image
 p50 (latency session, as the API uses) and batch-16 throughput (bulk session, as ingest uses).
 Quality: P@K, K = 1..6, leave-one-out on demo, Tux Paint and Fashion-MNIST test (lookalike.eval;
@@ -31,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 CACHE = Path(os.environ.get("LOOKALIKE_CACHE_DIR", ROOT / ".cache" / "lookalike"))
 DATASETS = Path(os.environ.get("LOOKALIKE_DATASETS_DIR", ROOT / ".cache" / "datasets"))
-CONFIGS = ("onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/int8", "openvino/bf16")
+CONFIGS = ("onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/int8", "openvino/bf16",
+           "openvino/int8-bf16")
 REFERENCE = "onnxruntime/fp32"
 GUARD = 1.0  # points of P@K
 
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table(configs, fast, good, sets))
     print(json.dumps(result, indent=1, default=str))
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1, default=str))
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import limits as _limits
+from ..config import QUANTIZED
 from ..errors import ConfigError
 from .base import Embedder, PreparingEmbedder, check_vectors, l2_normalise
 
@@ -19,9 +20,9 @@ def create_embedder(backbone: str = "efficientnet-lite2", *, cache_dir: Path, mo
     """Build the embedder for a backbone name, or for a custom ONNX ``model`` (whose
     preprocessing spec is read from ``model.with_suffix('.json')``).
 
-    ``engine`` (onnxruntime | openvino) and ``precision`` (fp32 | int8 | bf16) given as None take
+    ``engine`` (onnxruntime | openvino) and ``precision`` (fp32 | int8 | bf16 | int8-bf16) given as None take
     the measured default for this CPU (:func:`lookalike.embedders.choice.resolve`), as unset
-    settings do; int8 runs a quantized copy of the model, made once and cached
+    settings do; int8 and int8-bf16 run a quantized copy of the model, made once and cached
     (:mod:`lookalike.embedders.quantize`). ``default_embedder`` is the default one.
     """
     from .choice import resolve
@@ -44,7 +45,7 @@ def create_embedder(backbone: str = "efficientnet-lite2", *, cache_dir: Path, mo
 
         spec, name = get_backbone(backbone).spec, backbone
         path = ensure_onnx(backbone, cache_dir, weights)
-    if run.precision == "int8":
+    if run.precision in QUANTIZED:
         from .quantize import ensure_int8
 
         path = ensure_int8(path, cache_dir, spec)

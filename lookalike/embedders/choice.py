@@ -16,15 +16,25 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import QUANTIZED
+
 # The measured fastest configuration holding the guard (no P@K, K = 1..6, on demo, Tux Paint or
 # Fashion-MNIST more than 1 point below ONNX Runtime fp32) for the bundled backbone: 3.1x the batch
 # throughput, 2.2x faster single images. Other backbones and custom models were not measured: fp32.
 MEASURED_DEFAULT = ("openvino", "int8")
+# With AMX, the same int8 file with its float part (the first convolution, kept out of int8) in
+# bf16 on the AMX tiles: 1.03-1.04x int8's batch throughput (paired rounds), the same single-image
+# latency, worst dP@K -0.6 points, min cosine to fp32 0.939 (int8: 0.926), on the Sapphire Rapids
+# VM. Only measured there: a CPU with AVX-512 BF16 but no AMX (Zen 4) keeps int8.
+MEASURED_AMX = ("openvino", "int8-bf16")
 MEASURED_BACKBONES = ("efficientnet-lite2",)
 SAFE = ("onnxruntime", "fp32")
 # Each engine's fastest precision that held the guard, for a user who names only the engine:
 # ONNX Runtime int8 lost 1.1 points of demo P@2 and OpenVINO bf16 1.6, so neither is picked unasked.
+# (OpenVINO named alone takes the machine's measured precision, int8-bf16 with AMX: see resolve.)
 HELD_GUARD = {"openvino": "int8", "onnxruntime": "fp32"}
+# Precisions only OpenVINO runs.
+OPENVINO_ONLY = ("bf16", "int8-bf16")
 
 
 @dataclass(frozen=True)
@@ -57,17 +67,18 @@ def _installed(module: str) -> bool:
 
 
 def choose_run(cpuinfo: str | None = None, *, machine: str | None = None, openvino: bool | None = None,
-               onnx: bool | None = None, measured: tuple[str, str] = MEASURED_DEFAULT) -> Run:
+               onnx: bool | None = None, measured: tuple[str, str] | None = None) -> Run:
     """The default engine/precision for this machine (or the given ``cpuinfo`` text, ``machine``
-    architecture and whether OpenVINO and onnx are installed, for tests)."""
+    architecture and whether OpenVINO and onnx are installed, for tests); ``measured`` replaces
+    the measured configuration (``MEASURED_AMX`` on AMX CPUs, else ``MEASURED_DEFAULT``)."""
     machine = (machine or platform.machine()).lower()
     if machine not in ("x86_64", "amd64"):
         return Run(*SAFE, f"{machine} CPU: the int8 fast path was measured on x86-64 only")
     flags = cpu_flags(read_cpuinfo() if cpuinfo is None else cpuinfo)
     if not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
         return Run(*SAFE, "no VNNI: int8 kernels may saturate on this CPU")
-    engine, precision = measured
-    if precision == "int8" and not (_installed("onnx") if onnx is None else onnx):
+    engine, precision = measured or (MEASURED_AMX if "amx_bf16" in flags else MEASURED_DEFAULT)
+    if precision in QUANTIZED and not (_installed("onnx") if onnx is None else onnx):
         # The int8 model is quantized on first use by ONNX Runtime's tooling, which needs onnx.
         return Run(*SAFE, "the onnx package is not installed (pip install 'lookalike[fast]') to make the int8 "
                           "model, so fp32")
@@ -76,7 +87,8 @@ def choose_run(cpuinfo: str | None = None, *, machine: str | None = None, openvi
             # The same int8 file under ONNX Runtime lost 1.1 points of demo P@2: it fails the guard.
             return Run(*SAFE, "OpenVINO not installed (pip install 'lookalike[fast]'); ONNX Runtime int8 "
                               "did not hold the quality guard, so fp32")
-    return Run(engine, precision, f"VNNI CPU: {engine} {precision}, the fastest configuration that lost no "
+    cpu = "AMX" if "amx_bf16" in flags else "VNNI"
+    return Run(engine, precision, f"{cpu} CPU: {engine} {precision}, the fastest configuration that lost no "
                                   "more than 1 point of P@K against fp32")
 
 
@@ -91,6 +103,9 @@ def resolve(engine: str | None, precision: str | None, *, backbone: str | None, 
     if engine is None and precision is None:
         return default
     if precision is None:  # an engine alone: its fastest precision that held the guard, where int8 is safe
-        precision = HELD_GUARD.get(engine, "fp32") if default.precision != "fp32" else "fp32"
+        if engine == default.engine:
+            precision = default.precision
+        else:
+            precision = HELD_GUARD.get(engine, "fp32") if default.precision != "fp32" else "fp32"
         return Run(engine, precision, "engine chosen")
-    return Run(default.engine if precision != "bf16" else "openvino", precision, "precision chosen")
+    return Run("openvino" if precision in OPENVINO_ONLY else default.engine, precision, "precision chosen")

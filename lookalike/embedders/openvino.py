@@ -12,8 +12,9 @@ from ..errors import ConfigError
 from .onnx import OnnxEmbedder
 
 # OpenVINO's name for each precision hint. An int8 (QDQ) file runs its int8 parts in int8 and the
-# rest in f32; without an explicit f32 hint the plugin picks bf16 on CPUs that have it.
-PRECISION_HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
+# rest (the first convolution, kept out of int8) in f32, or in bf16 for int8-bf16; without an
+# explicit f32 hint the plugin picks bf16 on CPUs that have it.
+PRECISION_HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16", "int8-bf16": "bf16"}
 
 
 def _openvino():
@@ -30,7 +31,7 @@ class OpenVinoEmbedder(OnnxEmbedder):
 
     ``bulk`` compiles for throughput (several streams, each running one or two images at a time),
     otherwise for latency (one stream over all cores). ``precision`` ``bf16`` runs the fp32 file with bf16
-    arithmetic; ``int8`` expects a quantized file.
+    arithmetic; ``int8`` expects a quantized file, ``int8-bf16`` too (its float part in bf16).
     """
 
     engine = "openvino"
@@ -38,7 +39,7 @@ class OpenVinoEmbedder(OnnxEmbedder):
     def _open(self, threads: int, bulk: bool):
         ov = _openvino()
         if self.precision not in PRECISION_HINTS:
-            raise ConfigError(f"OpenVINO runs fp32, int8 or bf16, not {self.precision}")
+            raise ConfigError(f"OpenVINO runs {', '.join(PRECISION_HINTS)}, not {self.precision}")
         if not self.model_path.is_file():
             raise ConfigError(f"ONNX model {self.model_path} does not exist")
         config = {"PERFORMANCE_HINT": "THROUGHPUT" if bulk else "LATENCY",
@@ -65,8 +66,10 @@ class OpenVinoEmbedder(OnnxEmbedder):
             raise
         except Exception as exc:  # OpenVINO raises RuntimeError for any bad file or setting
             raise ConfigError(f"OpenVINO cannot load {self.model_path}: {str(exc).splitlines()[0]}") from None
-        if self.precision == "bf16" and compiled.get_property("INFERENCE_PRECISION_HINT") != ov.Type.bf16:
-            raise ConfigError("this CPU has no bf16 support (AVX-512 BF16 or AMX); use --precision fp32 or int8")
+        if PRECISION_HINTS[self.precision] == "bf16" \
+                and compiled.get_property("INFERENCE_PRECISION_HINT") != ov.Type.bf16:
+            raise ConfigError(f"this CPU has no bf16 support (AVX-512 BF16 or AMX) for {self.precision}; "
+                              "use --precision fp32 or int8")
         self._compiled = compiled
         return _Runner(compiled)
 

@@ -19,6 +19,7 @@ flags		: fpu vme sse sse2 avx avx2 avx512f avx512dq avx512_bf16 avx512_vnni avx5
 SKYLAKE = ZEN4.replace(" avx512_bf16 avx512_vnni", "")  # AVX-512 without VNNI
 HASWELL = "processor : 0\nflags : fpu sse sse2 avx avx2 fma\n"  # AVX2 only
 ALDER_LAKE = "processor : 0\nflags : fpu sse avx avx2 avx_vnni\n"  # VNNI on 256-bit vectors
+SAPPHIRE_RAPIDS = ("processor : 0\nflags : fpu avx2 avx512f avx512_bf16 avx512_vnni amx_bf16 amx_tile amx_int8\n")
 
 
 def test_cpu_flags_reads_the_first_processor():
@@ -28,7 +29,8 @@ def test_cpu_flags_reads_the_first_processor():
 
 
 @pytest.mark.parametrize("cpuinfo,machine,openvino,expected", [
-    (ZEN4, "x86_64", True, choice.MEASURED_DEFAULT),
+    (ZEN4, "x86_64", True, choice.MEASURED_DEFAULT),  # AVX-512 BF16 without AMX: int8
+    (SAPPHIRE_RAPIDS, "x86_64", True, choice.MEASURED_AMX),
     (ALDER_LAKE, "x86_64", True, choice.MEASURED_DEFAULT),
     (SKYLAKE, "x86_64", True, ("onnxruntime", "fp32")),  # u8s8 may saturate without VNNI
     (HASWELL, "x86_64", True, ("onnxruntime", "fp32")),
@@ -66,6 +68,11 @@ def test_resolve_keeps_what_the_user_chose(monkeypatch):
     # An engine alone gets its fastest precision that held the quality guard: ONNX Runtime int8 did not.
     assert (resolve("onnxruntime", None, backbone="efficientnet-lite2", custom=False).precision) == "fp32"
     assert (resolve("openvino", None, backbone="efficientnet-lite2", custom=False).precision) == "int8"
+    # Only OpenVINO runs int8-bf16; on an AMX CPU it is what OpenVINO named alone runs.
+    assert (resolve(None, "int8-bf16", backbone="efficientnet-lite2", custom=False).engine) == "openvino"
+    monkeypatch.setattr(choice, "choose_run", lambda: choice.Run("openvino", "int8-bf16", "measured"))
+    assert (resolve("openvino", None, backbone="efficientnet-lite2", custom=False).precision) == "int8-bf16"
+    assert (resolve("onnxruntime", None, backbone="efficientnet-lite2", custom=False).precision) == "fp32"
     monkeypatch.setattr(choice, "choose_run", lambda: choice.Run("onnxruntime", "fp32", "no VNNI"))
     assert (resolve("openvino", None, backbone="efficientnet-lite2", custom=False).precision) == "fp32"  # no int8 here
     assert (resolve("openvino", None, backbone="efficientnet-lite2", custom=True).precision) == "fp32"
@@ -73,8 +80,8 @@ def test_resolve_keeps_what_the_user_chose(monkeypatch):
 
 def test_fingerprint_marks_every_run_but_the_historical_one():
     assert run_suffix("onnxruntime", "fp32") == ""  # indexes made before engines existed keep matching
-    marks = {run_suffix(e, p) for e in ("onnxruntime", "openvino") for p in ("fp32", "int8", "bf16")}
-    assert len(marks) == 6
+    marks = {run_suffix(e, p) for e in ("onnxruntime", "openvino") for p in ("fp32", "int8", "bf16", "int8-bf16")}
+    assert len(marks) == 8
 
 
 def test_missing_openvino_or_onnx_is_one_line(monkeypatch, tmp_path):

@@ -101,3 +101,20 @@ def test_bf16_only_under_openvino(images, reference):
         create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="onnxruntime", precision="bf16")
     bf16 = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="bf16")
     assert cosines(bf16.encode(images), reference).min() > 0.97
+
+
+def test_int8_bf16_runs_the_int8_file_with_its_float_part_in_bf16(int8, images, reference):
+    with pytest.raises(ConfigError, match="openvino"):
+        create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="onnxruntime", precision="int8-bf16")
+    try:
+        mixed = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="int8-bf16",
+                                bulk=True)
+    except ConfigError as exc:  # a CPU without AVX-512 BF16 or AMX says so in one line
+        assert "no bf16 support" in str(exc) and "\n" not in str(exc)
+        pytest.skip(f"this CPU runs no bf16: {exc}")
+    ov8 = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="int8", bulk=True)
+    assert mixed.model_path == int8.model_path
+    vectors, ints = mixed.encode(images), ov8.encode(images)
+    assert cosines(vectors, reference).min() > 0.93 and cosines(vectors, reference).mean() > 0.98
+    assert not np.array_equal(vectors, ints)  # the first convolution really ran in another precision
+    assert mixed.fingerprint.endswith("@openvino-int8-bf16") and mixed.fingerprint != ov8.fingerprint
