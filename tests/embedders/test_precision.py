@@ -96,6 +96,25 @@ def test_two_images_a_request_give_the_vectors_of_one(images, monkeypatch):
         np.testing.assert_array_equal(made[2].encode_prepared(batch[:n]), made[1].encode_prepared(batch[:n]))
 
 
+def test_queued_requests_give_the_same_vectors(images, monkeypatch):
+    """The throughput session keeps REQUESTS_PER_STREAM requests a stream in flight; the latency
+    session one. The vectors are those of one request a stream, in the batch's order."""
+    import lookalike.embedders.openvino as ovm
+
+    made = {}
+    for queued in (1, 2):
+        monkeypatch.setattr(ovm, "REQUESTS_PER_STREAM", queued)
+        made[queued] = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino",
+                                       precision="int8", bulk=True)
+    streams = int(made[1]._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    assert (made[1]._infer.jobs, made[2]._infer.jobs) == (streams, 2 * streams)
+    latency = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="int8")
+    assert latency._infer.jobs == int(latency._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    batch = np.stack([made[1].prepare(image) for image in images])
+    for n in (1, 3, len(batch)):
+        np.testing.assert_array_equal(made[2].encode_prepared(batch[:n]), made[1].encode_prepared(batch[:n]))
+
+
 def test_bf16_only_under_openvino(images, reference):
     with pytest.raises(ConfigError, match="openvino"):
         create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="onnxruntime", precision="bf16")
