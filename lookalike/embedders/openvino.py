@@ -118,6 +118,7 @@ class _Runner:
         n, jobs, per = len(batch), self.jobs, self.per
         slices = -(-n // per)
         results: list[np.ndarray] = []
+        reading: list[np.ndarray | None] = [None] * jobs  # what each running request reads in place
         with self._lock:
             # Python callbacks (AsyncInferQueue) would take the GIL from the preparing threads once
             # per image; wait() instead releases it until that request's images are done.
@@ -130,5 +131,8 @@ class _Runner:
                     part = batch[i * per:(i + 1) * per]
                     if len(part) < per:
                         part = np.concatenate([part, np.repeat(part[-1:], per - len(part), axis=0)])
-                    request.start_async({0: np.ascontiguousarray(part)})
+                    # The request reads the batch's memory instead of a copy (model alone 1.02x,
+                    # paired); every request is waited for before this call returns the batch.
+                    reading[i % jobs] = part = np.ascontiguousarray(part)
+                    request.start_async({0: part}, share_inputs=True)
         return np.concatenate(results)[:n]
