@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import limits as _limits
-from ..config import QUANTIZED
 from ..errors import ConfigError
 from .base import Embedder, PreparingEmbedder, check_vectors, l2_normalise
 
@@ -25,6 +24,7 @@ def create_embedder(backbone: str = "efficientnet-lite2", *, cache_dir: Path, mo
     settings do; int8 and int8-bf16 run a quantized copy of the model, made once and cached
     (:mod:`lookalike.embedders.quantize`). ``default_embedder`` is the default one.
     """
+    from ..config import QUANTIZED  # here, not at the top: model.tar.gz ships this package without config.py
     from .choice import resolve
     from .preprocess import PreprocessSpec
 
