@@ -118,7 +118,11 @@ def test_queued_requests_give_the_same_vectors(images, monkeypatch):
 def test_bf16_only_under_openvino(images, reference):
     with pytest.raises(ConfigError, match="openvino"):
         create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="onnxruntime", precision="bf16")
-    bf16 = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="bf16")
+    try:
+        bf16 = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="bf16")
+    except ConfigError as exc:  # a CPU without AVX-512 BF16 or AMX says so in one line
+        assert "no bf16 support" in str(exc) and "\n" not in str(exc)
+        pytest.skip(f"this CPU runs no bf16: {exc}")
     assert cosines(bf16.encode(images), reference).min() > 0.97
 
 
