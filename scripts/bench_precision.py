@@ -114,13 +114,28 @@ def quality(embedders: dict, sets: dict) -> dict:
     return out
 
 
+def cpu_model() -> str:
+    """The CPU's model name and the flags that decide the default (results differ by CPU, not by arch)."""
+    from lookalike.embedders.choice import cpu_flags, read_cpuinfo
+
+    text = read_cpuinfo()
+    name = next((line.partition(":")[2].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    flags = sorted(cpu_flags(text) & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16"})
+    return f"{name} ({' '.join(flags) or 'none of avx2/avx512/vnni/bf16/amx'})"
+
+
 def table(configs: list[str], fast: dict, good: dict, sets: dict) -> str:
     ref = fast[REFERENCE]
-    lines = ["| Config | Single p50 (ms) | vs fp32 | Batch 16 (img/s) | vs fp32 | "
-             + " | ".join(f"{n}: P@1..6 (ΔP@K, points)" for n in sets) + " | min / mean cos | Worst ΔP@K: guard |",
-             "|---" * (6 + len(sets) + 1) + "|"]
+    quality = " | ".join(f"{n}: P@1..6 (ΔP@K, points)" for n in sets) + " | min / mean cos | Worst ΔP@K: guard |"
+    lines = ["| Config | Single p50 (ms) | vs fp32 | Batch 16 (img/s) | vs fp32 |" + (f" {quality}" if sets else ""),
+             "|---" * (5 + (len(sets) + 2 if sets else 0)) + "|"]
     for c in configs:
         f, q = fast[c], good[c]
+        speed_cells = (f"| {c} | {f['single_ms_p50']:.1f} | {ref['single_ms_p50'] / f['single_ms_p50']:.2f}x "
+                       f"faster | {f['batch16_img_per_s']:.1f} | {f['batch16_img_per_s'] / ref['batch16_img_per_s']:.2f}x |")
+        if not sets:  # a --skip-quality run: speed only
+            lines.append(speed_cells)
+            continue
         cells = []
         for n in sets:
             p, d = q[n]["p_at_k"], q[n]["dp_at_k"]
@@ -129,9 +144,7 @@ def table(configs: list[str], fast: dict, good: dict, sets: dict) -> str:
         cos = f"{min(q[n]['cos_min'] for n in sets):.3f} / {min(q[n]['cos_mean'] for n in sets):.3f}"
         worst = min(d for n in sets for d in q[n]["dp_at_k"].values())
         held = worst >= -GUARD - 1e-9
-        lines.append(f"| {c} | {f['single_ms_p50']:.1f} | {ref['single_ms_p50'] / f['single_ms_p50']:.2f}x "
-                     f"faster | {f['batch16_img_per_s']:.1f} | {f['batch16_img_per_s'] / ref['batch16_img_per_s']:.2f}x | "
-                     + " | ".join(cells) + f" | {cos} | {worst:+.1f}: {'holds' if held else 'FAILS'} |")
+        lines.append(f"{speed_cells} " + " | ".join(cells) + f" | {cos} | {worst:+.1f}: {'holds' if held else 'FAILS'} |")
     return "\n".join(lines)
 
 
@@ -166,13 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     fast = speed(embedders, batch, args.rounds, args.singles, args.batches)
     sets = datasets(args.fashion_limit) if not args.skip_quality else {}
     good = quality(embedders, sets) if sets else {c: {} for c in configs}
-    result = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+    result = {"machine": platform.processor() or platform.machine(), "cpu": cpu_model(), "cpus": os.cpu_count(),
               "load_before": load, "load_after": os.getloadavg(), "configs": configs,
               "datasets": {n: len(d) for n, d in sets.items()}, "speed": fast, "quality": good,
               "fingerprints": {c: embedders[c][0].fingerprint for c in configs},
               "default_here": choose_run().__dict__}
-    if sets:
-        print(table(configs, fast, good, sets))
+    print(table(configs, fast, good, sets))
     print(json.dumps(result, indent=1, default=str))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -182,12 +182,11 @@ ARCHIVE_PRECISIONS = ("fp32", "int8")
 ARCHIVE_DEFAULT = "fp32"
 ARCHIVE_REASONS = {
     "fp32": "fp32 by default: SageMaker (serverless above all) does not say which CPU runs the model, "
-            "ONNX Runtime's int8 kernels can saturate on x86 CPUs without VNNI (AVX2/AVX-512), and even with "
-            "VNNI ONNX Runtime int8 lost 1.1 points of demo P@2 (docs/BENCHMARKS.md); build with "
+            "ONNX Runtime int8 lost 1.9 points of demo P@2 on an x86 CPU without VNNI (AVX2 only; its u8s8 "
+            "kernels can saturate there) and 1.1 even with VNNI (docs/BENCHMARKS.md); build with "
             "PRECISION=int8 for instances known to have VNNI (2.3x batch throughput measured)",
     "int8": "int8 chosen at build time: for instances with AVX-512 VNNI (e.g. ml.c6i, ml.m6i, ml.c7i); "
-            "without VNNI ONNX Runtime's u8s8 kernels can saturate; measured 2.3x fp32 throughput, "
-            "-1.1 points of demo P@2",
+            "measured 2.3x fp32 throughput there, -1.1 points of demo P@2; without VNNI (AVX2 only) -1.9",
 }
 
 

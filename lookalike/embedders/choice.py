@@ -6,7 +6,12 @@ int8 is safe only on x86-64 with VNNI. Without VNNI, ONNX Runtime's u8s8 kernels
 VPMADDUBSW, whose 16-bit intermediate sums can saturate on AVX2/AVX-512 ("When and why do I need
 to try U8U8?", https://onnxruntime.ai/docs/performance/model-optimizations/quantization.html);
 OpenVINO documents the same overflow on pre-VNNI CPUs
-(https://docs.openvino.ai/2023.3/pot_saturation_issue.html). ARM and other CPUs were not measured.
+(https://docs.openvino.ai/2023.3/pot_saturation_issue.html). Measured on an AVX2-only AMD EPYC
+(Zen 3): the same int8 file lost 1.9 points of demo P@2 under ONNX Runtime and 1.3 under OpenVINO
+(min cosine to fp32 0.902 / 0.914), where VNNI CPUs lost 0.5-1.1 and 0.7-0.8: both fail the guard
+there. OpenVINO fp32 batched 1.19-1.21x ONNX Runtime's but ran single images 0.77-0.89x, so the
+fallback stays ONNX Runtime fp32 (also the fingerprint of every index made before engines existed).
+ARM and other CPUs were not measured.
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ def choose_run(cpuinfo: str | None = None, *, machine: str | None = None, openvi
         return Run(*SAFE, f"{machine} CPU: the int8 fast path was measured on x86-64 only")
     flags = cpu_flags(read_cpuinfo() if cpuinfo is None else cpuinfo)
     if not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
-        return Run(*SAFE, "no VNNI: int8 kernels may saturate on this CPU")
+        return Run(*SAFE, "no VNNI: int8 lost up to 1.9 points of P@K on a CPU without it (measured)")
     engine, precision = measured or (MEASURED_AMX if "amx_bf16" in flags else MEASURED_DEFAULT)
     if precision in QUANTIZED and not (_installed("onnx") if onnx is None else onnx):
         # The int8 model is quantized on first use by ONNX Runtime's tooling, which needs onnx.
