@@ -214,7 +214,9 @@ def model_archive_files(*, backbone: str, cache_dir: Path, weights: Path | str |
     spec_path = model_path.with_suffix(".json")
     files: dict[str, Path | bytes] = {f"{name}.onnx": model_path, f"{name}.json": spec_path}
     manifest = {"format": "lookalike-sagemaker/1", "name": name, "model": f"{name}.onnx", "spec": f"{name}.json",
-                "head": None, "dim": embedder.dim, "embedder": embedder.name, "fingerprint": embedder.fingerprint,
+                "head": None, "dim": embedder.dim, "embedder": embedder.name,
+                # The container prepares pixels with the Pillow wheel shipped here, whatever this machine has.
+                "fingerprint": embedder.fingerprint_with("pillow"),
                 "engine": embedder.engine, "precision": embedder.precision,
                 "choice": ARCHIVE_REASONS[precision],
                 "limits": {"max_image_pixels": int(max_image_pixels)}}

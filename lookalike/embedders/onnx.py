@@ -14,7 +14,7 @@ from PIL import Image
 from ..errors import ConfigError
 from ..limits import BATCH_SIZE
 from .base import l2_normalise
-from .preprocess import PreprocessSpec, to_array
+from .preprocess import PIXELS, PreprocessSpec, to_array
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,11 @@ def _session(path: Path, threads: int, bulk: bool = False):
 def run_suffix(engine: str, precision: str) -> str:
     """The fingerprint's mark of how a model runs ("" for onnxruntime/fp32, the historical default)."""
     return "" if (engine, precision) == ("onnxruntime", "fp32") else f"@{engine}-{precision}"
+
+
+def pixels_mark(pixels: str) -> str:
+    """The fingerprint's mark of which Pillow made the pixels ("" for Pillow, as before it was marked)."""
+    return "" if pixels == "pillow" else f"+{pixels}"
 
 
 def _file_digest(path: Path) -> str:
@@ -105,11 +110,17 @@ class OnnxEmbedder:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the exact model (and head) bytes and how they run; stored in an index to catch
-        mix-ups. ONNX Runtime fp32 is the file digest alone, as in indexes made before engines and
-        precisions existed; any other way of running adds ``@engine-precision``."""
+        """Identifies the exact model (and head) bytes, the pixels fed to it and how it runs; stored in
+        an index to catch mix-ups. ONNX Runtime fp32 on Pillow's pixels is the file digest alone, as in
+        indexes made before engines and precisions existed; Pillow-SIMD's pixels add ``+pillow-simd``,
+        any other way of running ``@engine-precision``."""
+        return self.fingerprint_with(PIXELS)
+
+    def fingerprint_with(self, pixels: str) -> str:
+        """The fingerprint where ``pixels`` (``pillow`` | ``pillow-simd``) prepares the images: the
+        model archive's, whose container installs Pillow, differs from a Pillow-SIMD build machine's."""
         parts = [_file_digest(self.model_path)] + ([_file_digest(self.head_path)] if self.head_path else [])
-        return "-".join(parts) + run_suffix(self.engine, self.precision)
+        return "-".join(parts) + pixels_mark(pixels) + run_suffix(self.engine, self.precision)
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """One RGB image → ``(3, crop, crop) float32``; safe to call from worker threads."""

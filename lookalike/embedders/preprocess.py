@@ -16,6 +16,27 @@ from PIL import Image
 
 from ..errors import ConfigError
 
+
+
+def _pixels() -> str:
+    """Which Pillow prepares pixels here: ``pillow-simd`` (AVX2 resampling and blending; pixels
+    differ from Pillow's by rounding, mostly +-1: scripts/pillow_simd.sh) or ``pillow``. Read from
+    the installed distribution whose version the imported PIL reports, so a Pillow reinstalled
+    over Pillow-SIMD's files is seen as Pillow."""
+    from importlib import metadata
+
+    import PIL
+
+    try:
+        return "pillow-simd" if metadata.version("pillow-simd") == PIL.__version__ else "pillow"
+    except metadata.PackageNotFoundError:
+        return "pillow"
+
+
+# Part of every model fingerprint (see OnnxEmbedder.fingerprint): vectors made from one Pillow's
+# pixels are not mixed silently with another's.
+PIXELS = _pixels()
+
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,

@@ -143,7 +143,8 @@ def test_output_fn_refuses_other_accept_types(inference, model):
 def test_model_fn_reads_the_manifest(model_dir, model):
     manifest = json.loads((model_dir / "lookalike-model.json").read_text())
     assert manifest["name"] == model.name and manifest["dim"] == model.dim
-    assert manifest["fingerprint"] == model.fingerprint
+    # The container prepares pixels with the shipped Pillow wheel, whichever Pillow this process has.
+    assert manifest["fingerprint"] == model.fingerprint_with("pillow")
     # fp32 by default, and the manifest says why (the endpoint's CPU is unknown).
     assert (manifest["engine"], manifest["precision"]) == ("onnxruntime", "fp32") == (model.engine, model.precision)
     assert "VNNI" in manifest["choice"]
@@ -168,7 +169,7 @@ def test_int8_archive_embeds_under_inference_py(inference, tmp_path, embedder):
     manifest = json.loads((root / "lookalike-model.json").read_text())
     local = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="onnxruntime", precision="int8")
     assert (manifest["engine"], manifest["precision"], manifest["fingerprint"]) == (
-        "onnxruntime", "int8", local.fingerprint)
+        "onnxruntime", "int8", local.fingerprint_with("pillow"))
     assert (root / manifest["model"]).stat().st_size == local.model_path.stat().st_size
     model = inference.model_fn(str(root))
     paths = demo_images()[5::50]

@@ -1,0 +1,61 @@
+"""Which Pillow prepares the pixels is part of the model fingerprint (Pillow-SIMD rounds differently)."""
+
+from __future__ import annotations
+
+import logging
+from importlib import metadata
+from types import SimpleNamespace
+
+import PIL
+
+from lookalike.embedders import preprocess
+from lookalike.embedders.onnx import pixels_mark, run_suffix
+from lookalike.search.compat import check_compatible
+
+
+def _version(answers: dict):
+    def version(name):
+        if name not in answers:
+            raise metadata.PackageNotFoundError(name)
+        return answers[name]
+    return version
+
+
+def test_pillow_simd_is_seen_only_when_it_owns_the_imported_pil(monkeypatch):
+    monkeypatch.setattr(metadata, "version", _version({"pillow-simd": PIL.__version__}))
+    assert preprocess._pixels() == "pillow-simd"
+    # Pillow reinstalled over Pillow-SIMD's files: its dist-info remains, the imported PIL is Pillow's.
+    monkeypatch.setattr(metadata, "version", _version({"pillow-simd": "0.0.0.post0", "pillow": PIL.__version__}))
+    assert preprocess._pixels() == "pillow"
+    monkeypatch.setattr(metadata, "version", _version({"pillow": PIL.__version__}))
+    assert preprocess._pixels() == "pillow"
+
+
+def test_pixel_marks_keep_old_fingerprints_and_tell_every_pair_apart():
+    assert pixels_mark("pillow") == ""  # indexes made before the mark existed keep matching
+    runs = [(e, p) for e in ("onnxruntime", "openvino") for p in ("fp32", "int8", "bf16", "int8-bf16")]
+    marks = {pixels_mark(px) + run_suffix(*run) for px in ("pillow", "pillow-simd") for run in runs}
+    assert len(marks) == 2 * len(runs)
+
+
+def test_the_embedder_fingerprint_names_this_process_pillow(embedder):
+    base = embedder.fingerprint_with("pillow")
+    assert embedder.fingerprint == embedder.fingerprint_with(preprocess.PIXELS)
+    simd = embedder.fingerprint_with("pillow-simd")
+    assert simd != base and simd.startswith(base.split("@")[0] + "+pillow-simd")
+    assert simd.endswith(run_suffix(embedder.engine, embedder.precision))
+
+
+def test_an_index_from_the_other_pillow_is_searched_with_a_warning(caplog):
+    model = {"name": "m", "dim": 4, "fingerprint": "abc+pillow-simd@openvino-int8", "engine": "openvino",
+             "precision": "int8"}
+    index = SimpleNamespace(dim=4, model=model)
+    embedder = SimpleNamespace(name="m", dim=4, engine="openvino", precision="int8", fingerprint="abc@openvino-int8")
+    with caplog.at_level(logging.WARNING, logger="lookalike.search.compat"):
+        check_compatible(embedder, index)  # not refused: the vectors agree to a cosine of 0.9995
+    assert "Pillow-SIMD" in caplog.text and "abc+pillow-simd@openvino-int8" in caplog.text
+    embedder.fingerprint = model["fingerprint"]
+    caplog.clear()
+    check_compatible(embedder, index)
+    assert not caplog.text
+
