@@ -1,10 +1,10 @@
 """Paired fresh-process `lookalike index` runs of two environments, alternating A/B and B/A.
 
 Usage: python scripts/bench_paired_ingest.py --b PYTHONPATH=/opt/pillow-simd [--a KEY=VALUE ...]
-       [--pairs 10] [--folder data/demo] [-- extra `lookalike index` flags, e.g. --engine openvino]
+       [--root-a OTHER_CHECKOUT] [--pairs 10] [--folder data/demo] [-- extra `lookalike index` flags, e.g. --engine openvino]
 
-What changes between A and B is only the environment (a PYTHONPATH with another Pillow, a malloc
-tunable, ...). These machines drift 10-25% within seconds, so each pair runs back to back and the
+What changes between A and B is the environment (a PYTHONPATH with another Pillow, a malloc
+tunable, ...) or the checkout the code runs from (``--root-a`` a worktree of the commit before). These machines drift 10-25% within seconds, so each pair runs back to back and the
 result is the median of the B/A ratios, not a ratio of medians. Before the runs, each environment's
 preprocessing CPU per image is timed on the folder's images (best of 5): decode, resize+crop, the
 whole prepare. Prints JSON.
@@ -59,15 +59,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", action="append", default=[], metavar="KEY=VALUE", help="environment of A")
     parser.add_argument("--b", action="append", default=[], metavar="KEY=VALUE", help="environment of B")
+    parser.add_argument("--root-a", type=Path, default=ROOT, help="checkout A runs from (default: this one)")
+    parser.add_argument("--root-b", type=Path, default=ROOT, help="checkout B runs from, e.g. a git worktree")
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--folder", type=Path, default=ROOT / "data" / "demo")
     parser.add_argument("index_args", nargs="*", help="after --: more `lookalike index` flags")
     args = parser.parse_args()
     envs = {"a": _env(args.a), "b": _env(args.b)}
-    result: dict = {"a": args.a, "b": args.b, "index_args": args.index_args, "load_before": os.getloadavg()}
+    # `python -m` puts the working directory first on sys.path: each side runs its own checkout's code.
+    roots = {"a": args.root_a.resolve(), "b": args.root_b.resolve()}
+    result: dict = {"a": args.a, "b": args.b, "root_a": str(roots["a"]), "root_b": str(roots["b"]),
+                    "index_args": args.index_args, "load_before": os.getloadavg()}
     for name, env in envs.items():
-        out = subprocess.run([sys.executable, "-c", STAGES, str(args.folder)], env=env, cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([sys.executable, "-c", STAGES, str(args.folder.resolve())], env=env,
+                             cwd=roots[name], capture_output=True, text=True, check=True).stdout
         result[f"stages_{name}"] = json.loads(out)
     runs: dict[str, list[float]] = {"a": [], "b": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,9 +80,10 @@ def main() -> int:
         for i in range(args.pairs):
             for name in ("a", "b") if i % 2 == 0 else ("b", "a"):
                 shutil.rmtree(index_dir, ignore_errors=True)
-                out = subprocess.run([sys.executable, "-m", "lookalike.cli", "index", str(args.folder), "--index-dir",
-                                      str(index_dir), "--json", "--quiet", *args.index_args], env=envs[name],
-                                     cwd=ROOT, capture_output=True, text=True, check=True).stdout
+                out = subprocess.run([sys.executable, "-m", "lookalike.cli", "index", str(args.folder.resolve()),
+                                      "--index-dir", str(index_dir), "--json", "--quiet", *args.index_args],
+                                     env=envs[name], cwd=roots[name], capture_output=True, text=True,
+                                     check=True).stdout
                 runs[name].append(json.loads(out)["images_per_second"])
     ratios = [b / a for a, b in zip(runs["a"], runs["b"])]
     result.update({"img_per_s_a": runs["a"], "img_per_s_b": runs["b"], "paired_ratios_b_over_a": ratios,

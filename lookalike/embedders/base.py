@@ -25,7 +25,9 @@ class PreparingEmbedder(Embedder, Protocol):
     so batch ingest keeps the model busy (``encode == encode_prepared ∘ stack ∘ prepare``)."""
 
     def prepare(self, image: Image.Image) -> np.ndarray:
-        """One RGB image → the model's input tensor for it, e.g. ``(3, H, W) float32``."""
+        """One RGB image → the model's input tensor for it, e.g. ``(3, H, W) float32``. It may take
+        ``out=``, an array it returned before and the caller is done with, to write into; batch
+        ingest then hands back spent arrays instead of letting each image map new memory."""
         ...
 
     def encode_prepared(self, batch: np.ndarray) -> np.ndarray:

@@ -122,9 +122,10 @@ class OnnxEmbedder:
         parts = [_file_digest(self.model_path)] + ([_file_digest(self.head_path)] if self.head_path else [])
         return "-".join(parts) + pixels_mark(pixels) + run_suffix(self.engine, self.precision)
 
-    def prepare(self, image: Image.Image) -> np.ndarray:
-        """One RGB image → ``(3, crop, crop) float32``; safe to call from worker threads."""
-        return to_array(image, self.spec)
+    def prepare(self, image: Image.Image, out: np.ndarray | None = None) -> np.ndarray:
+        """One RGB image → ``(3, crop, crop) float32``, into ``out`` if given (a spent one, reused);
+        safe to call from worker threads."""
+        return to_array(image, self.spec, out)
 
     def encode_prepared(self, batch: np.ndarray) -> np.ndarray:
         """``(n, 3, crop, crop) float32`` → ``(n, dim) float32``, L2-normalised."""

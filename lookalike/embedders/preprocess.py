@@ -113,8 +113,9 @@ def resize_and_crop(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
     return image.resize((spec.crop, spec.crop), _RESAMPLE[spec.resample], box=box, reducing_gap=3.0)
 
 
-def to_array(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
-    """One RGB or grey (``L``) image → ``(3, crop, crop) float32`` normalised array.
+def to_array(image: Image.Image, spec: PreprocessSpec, out: np.ndarray | None = None) -> np.ndarray:
+    """One RGB or grey (``L``) image → ``(3, crop, crop) float32`` normalised array (into ``out``
+    when it is an array of that shape, see :func:`scale_pixels`).
 
     A grey image is resized as one plane and that plane is scaled into all three channels:
     Pillow resamples every band alike, so the array is identical to converting to RGB first
@@ -124,13 +125,20 @@ def to_array(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
         raise ValueError(f"expected an RGB or L image, got mode {image.mode}; decode with lookalike.imaging first")
     if image.mode == "RGB":
         image = grey_band(image) or image
-    return scale_pixels(np.asarray(resize_and_crop(image, spec)), spec)
+    return scale_pixels(np.asarray(resize_and_crop(image, spec)), spec, out)
 
 
-def scale_pixels(pixels: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """``(h, w, 3)`` or grey ``(h, w)`` uint8 → ``(3, h, w) float32``, ``(x / 255 - mean) / std``."""
+def scale_pixels(pixels: np.ndarray, spec: PreprocessSpec, out: np.ndarray | None = None) -> np.ndarray:
+    """``(h, w, 3)`` or grey ``(h, w)`` uint8 → ``(3, h, w) float32``, ``(x / 255 - mean) / std``.
+
+    ``out``, an array of that shape and type, is written and returned instead of a new one: a new
+    811 KB array is memory the kernel maps afresh, and its page faults cost 0.72 ms a demo image
+    where writing into memory already touched costs 0.14 (AMD EPYC VM). Same values either way.
+    """
     scale, offset = _scaling(spec)
-    out = np.empty((3, *pixels.shape[:2]), dtype=np.float32)
+    shape = (3, *pixels.shape[:2])
+    if out is None or out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        out = np.empty(shape, dtype=np.float32)
     # Straight from uint8 into the channels-first output, all channels in one multiply and one add
     # (0.13 ms at 260 x 260; a pass per channel 0.20 ms; float (h, w, 3) temporaries 3.6 ms).
     if pixels.ndim == 2 and len(set(zip(scale, offset))) == 1:

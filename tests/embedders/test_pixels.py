@@ -59,3 +59,16 @@ def test_an_index_from_the_other_pillow_is_searched_with_a_warning(caplog):
     check_compatible(embedder, index)
     assert not caplog.text
 
+
+
+def test_scaling_into_a_spent_array_gives_the_same_values():
+    import numpy as np
+
+    spec = preprocess.PreprocessSpec(resize=292, crop=260, **preprocess.LITE_SCALING)
+    rgb = np.random.default_rng(0).integers(0, 256, (260, 260, 3), dtype=np.uint8)
+    spent = np.full((3, 260, 260), np.nan, np.float32)
+    fresh = preprocess.scale_pixels(rgb, spec)
+    assert preprocess.scale_pixels(rgb, spec, spent) is spent and np.array_equal(spent, fresh)
+    assert np.array_equal(preprocess.scale_pixels(rgb[..., 0], spec, spent), preprocess.scale_pixels(rgb[..., 0], spec))
+    wrong = np.zeros((3, 10, 10), np.float32)  # another shape: not written, a new array instead
+    assert preprocess.scale_pixels(rgb, spec, wrong) is not wrong and not wrong.any()

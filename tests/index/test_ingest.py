@@ -123,6 +123,41 @@ def test_vectors_equal_direct_encoding(collection, embedder, tmp_path):
         np.testing.assert_allclose(index.get_vectors([id_])[0], embedder.encode([image])[0], atol=1e-5)
 
 
+class Recycling(Observed):
+    """The real embedder, noting each ``out`` array ingest hands back to ``prepare``."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.given: list[int] = []
+        self.made: set[int] = set()
+
+    def prepare(self, image, out=None):
+        if out is not None:
+            self.given.append(id(out))
+        array = self.inner.prepare(image, out=out)
+        self.made.add(id(array))
+        return array
+
+
+def test_spent_arrays_are_prepared_into_again_with_the_same_vectors(embedder, tmp_path):
+    """Arrays already stacked for the model go back to the preparing threads (no fresh memory an
+    image); the vectors are those of encode(), bit for bit, and the arrays stay few."""
+    root = tmp_path / "photos" / "mixed"
+    root.mkdir(parents=True)
+    sources = sorted(DEMO_DIR.rglob("*.png"))[::6][:24]
+    for src in sources:
+        shutil.copy(src, root / f"{src.parent.name}-{src.name}")
+    recycling = Recycling(embedder)
+    index = new_index(tmp_path / "index", embedder)
+    report = ingest_folder(root.parent, index, recycling, batch_size=4, workers=2, progress=False)
+    assert report.indexed == len(sources) and not report.failed
+    assert recycling.given and set(recycling.given) <= recycling.made  # only arrays prepare itself made
+    assert len(recycling.made) < len(sources)  # reused, not one per image
+    for id_, meta in index.items():
+        image = decode_image(Path(meta["path"]).read_bytes(), max_pixels=10**8)
+        assert np.array_equal(index.get_vectors([id_])[0], embedder.encode([image])[0]), meta["path"]
+
+
 def test_unreadable_file_is_reported(collection, embedder, tmp_path):
     import os
 
