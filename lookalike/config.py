@@ -20,9 +20,11 @@ from .errors import ConfigError
 PREFIX = "LOOKALIKE_"
 LAMBDA_PAYLOAD_LIMIT = limits.MAX_REQUEST_BYTES  # see lookalike.limits
 ENGINES = ("onnxruntime", "openvino")
-PRECISIONS = ("fp32", "int8", "bf16", "int8-bf16")
-# Precisions that run the int8 (quantized) file; int8-bf16 runs what int8 leaves in float in bf16.
-QUANTIZED = ("int8", "int8-bf16")
+PRECISIONS = ("fp32", "int8", "bf16", "int8-bf16", "int8-w7")
+# Precisions that run a quantized file; int8-bf16 runs what int8 leaves in float in bf16; int8-w7 runs
+# another file, its weights in half the int8 range, for CPUs without VNNI (lookalike.embedders.quantize).
+QUANTIZED = ("int8", "int8-bf16", "int8-w7")
+HALF_RANGE = ("int8-w7",)
 POSTPROCESSING = ("none", "power-center")
 
 
@@ -98,7 +100,7 @@ class Settings:
     # How the model runs. None: what the index was built with; for a new index, the default
     # chosen by measurement (see lookalike.embedders). Both are part of the model fingerprint.
     engine: str | None = None  # onnxruntime | openvino
-    precision: str | None = None  # fp32 | int8 | bf16 | int8-bf16
+    precision: str | None = None  # fp32 | int8 | bf16 | int8-bf16 | int8-w7
     # Label-free post-processing of the vectors, fitted on the collection and stored with the
     # index. None: what the index has; for a new index, "none".
     postprocess: str | None = None

@@ -3,9 +3,9 @@
 Usage: python scripts/bench_precision.py [--configs onnxruntime/fp32,...] [--fashion-limit N]
        [--rounds 5] [--out FILE.json]
 
-Configs (default: all six): onnxruntime/fp32 (the reference), onnxruntime/int8, openvino/fp32,
+Configs (default: all seven): onnxruntime/fp32 (the reference), onnxruntime/int8, openvino/fp32,
 openvino/int8, openvino/bf16, openvino/int8-bf16 (the int8 file, its float part in bf16; needs a
-bf16 CPU); ``ENGINE/int8:percentile`` tries the percentile calibration. Speed is measured alternating the configs in this one process,
+bf16 CPU), openvino/int8-w7 (NNCF's file with weights in half the range, for CPUs without VNNI); ``ENGINE/int8:percentile`` tries the percentile calibration. Speed is measured alternating the configs in this one process,
 round by round, on the same real demo images already preprocessed: the model alone, single-image
 p50 (latency session, as the API uses) and batch-16 throughput (bulk session, as ingest uses).
 Quality: P@K, K = 1..6, leave-one-out on demo, Tux Paint and Fashion-MNIST test (lookalike.eval;
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 CACHE = Path(os.environ.get("LOOKALIKE_CACHE_DIR", ROOT / ".cache" / "lookalike"))
 DATASETS = Path(os.environ.get("LOOKALIKE_DATASETS_DIR", ROOT / ".cache" / "datasets"))
 CONFIGS = ("onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/int8", "openvino/bf16",
-           "openvino/int8-bf16")
+           "openvino/int8-bf16", "openvino/int8-w7")
 REFERENCE = "onnxruntime/fp32"
 GUARD = 1.0  # points of P@K
 
@@ -171,8 +171,19 @@ def main(argv: list[str] | None = None) -> int:
     from lookalike.embedders.choice import choose_run
     from lookalike.imaging import decode_image
 
+    from lookalike.errors import ConfigError
+
     load = os.getloadavg()
-    embedders = {c: (make(c, bulk=False), make(c, bulk=True)) for c in configs}
+    embedders, skipped = {}, {}
+    for c in configs:
+        try:
+            embedders[c] = (make(c, bulk=False), make(c, bulk=True))
+        except ConfigError as exc:  # e.g. bf16 on a CPU without it: measure the rest
+            if c == REFERENCE:
+                raise
+            skipped[c] = str(exc)
+            print(f"skipped {c}: {exc}", file=sys.stderr)
+    configs = [c for c in configs if c in embedders]
     spec = embedders[REFERENCE][0]
     demo = sorted((ROOT / "data" / "demo").rglob("*.png"))[::12][:16]
     batch = np.stack([spec.prepare(decode_image(p.read_bytes(), max_pixels=10**8)) for p in demo])
@@ -180,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = datasets(args.fashion_limit) if not args.skip_quality else {}
     good = quality(embedders, sets) if sets else {c: {} for c in configs}
     result = {"machine": platform.processor() or platform.machine(), "cpu": cpu_model(), "cpus": os.cpu_count(),
-              "load_before": load, "load_after": os.getloadavg(), "configs": configs,
+              "load_before": load, "load_after": os.getloadavg(), "configs": configs, "skipped": skipped,
               "datasets": {n: len(d) for n, d in sets.items()}, "speed": fast, "quality": good,
               "fingerprints": {c: embedders[c][0].fingerprint for c in configs},
               "default_here": choose_run().__dict__}

@@ -41,7 +41,8 @@ def model_options() -> argparse.ArgumentParser:
     g.add_argument("--precision", choices=PRECISIONS,
                    help="model precision (default: the index's; for a new index the measured default, or with "
                         "--engine alone that engine's precision that held the quality guard: onnxruntime fp32, "
-                        "openvino int8 where VNNI makes it safe, int8-bf16 on AMX CPUs)")
+                        "openvino int8 where VNNI makes it safe, int8-bf16 on AMX CPUs, int8-w7 on AVX2 CPUs "
+                        "without VNNI)")
     g.add_argument("--postprocess", choices=POSTPROCESSING,
                    help="label-free post-processing fitted on the collection (default: the index's; new: none)")
     g.add_argument("--batch-size", type=int, help=f"images per inference batch (default {DEFAULTS.batch_size})")

@@ -19,12 +19,12 @@ def create_embedder(backbone: str = "efficientnet-lite2", *, cache_dir: Path, mo
     """Build the embedder for a backbone name, or for a custom ONNX ``model`` (whose
     preprocessing spec is read from ``model.with_suffix('.json')``).
 
-    ``engine`` (onnxruntime | openvino) and ``precision`` (fp32 | int8 | bf16 | int8-bf16) given as None take
-    the measured default for this CPU (:func:`lookalike.embedders.choice.resolve`), as unset
-    settings do; int8 and int8-bf16 run a quantized copy of the model, made once and cached
+    ``engine`` (onnxruntime | openvino) and ``precision`` (fp32 | int8 | bf16 | int8-bf16 | int8-w7) given as
+    None take the measured default for this CPU (:func:`lookalike.embedders.choice.resolve`), as unset
+    settings do; int8, int8-bf16 and int8-w7 run a quantized copy of the model, made once and cached
     (:mod:`lookalike.embedders.quantize`). ``default_embedder`` is the default one.
     """
-    from ..config import QUANTIZED  # here, not at the top: model.tar.gz ships this package without config.py
+    from ..config import HALF_RANGE, QUANTIZED  # here, not at the top: model.tar.gz ships this package without config.py
     from .choice import resolve
     from .preprocess import PreprocessSpec
 
@@ -48,7 +48,7 @@ def create_embedder(backbone: str = "efficientnet-lite2", *, cache_dir: Path, mo
     if run.precision in QUANTIZED:
         from .quantize import ensure_int8
 
-        path = ensure_int8(path, cache_dir, spec)
+        path = ensure_int8(path, cache_dir, spec, half_range=run.precision in HALF_RANGE)
     if run.engine == "openvino":
         from .openvino import OpenVinoEmbedder as cls
     elif run.engine == "onnxruntime":

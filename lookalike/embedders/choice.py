@@ -2,16 +2,18 @@
 held the quality guard in ``scripts/bench_precision.py`` (docs/BENCHMARKS.md, "Model precision
 and engine"), where it is safe on this CPU, else ONNX Runtime fp32.
 
-int8 is safe only on x86-64 with VNNI. Without VNNI, ONNX Runtime's u8s8 kernels multiply with
-VPMADDUBSW, whose 16-bit intermediate sums can saturate on AVX2/AVX-512 ("When and why do I need
-to try U8U8?", https://onnxruntime.ai/docs/performance/model-optimizations/quantization.html);
+The int8 file is safe only on x86-64 with VNNI. Without VNNI, ONNX Runtime's u8s8 kernels multiply
+with VPMADDUBSW, whose 16-bit intermediate sums can saturate on AVX2/AVX-512 ("When and why do I
+need to try U8U8?", https://onnxruntime.ai/docs/performance/model-optimizations/quantization.html);
 OpenVINO documents the same overflow on pre-VNNI CPUs
 (https://docs.openvino.ai/2023.3/pot_saturation_issue.html). Measured on an AVX2-only AMD EPYC
-(Zen 3): the same int8 file lost 1.9 points of demo P@2 under ONNX Runtime and 1.3 under OpenVINO
+(Zen 3): the int8 file lost 1.9 points of demo P@2 under ONNX Runtime and 1.3 under OpenVINO
 (min cosine to fp32 0.902 / 0.914), where VNNI CPUs lost 0.5-1.1 and 0.7-0.8: both fail the guard
-there. OpenVINO fp32 batched 1.19-1.21x ONNX Runtime's but ran single images 0.77-0.89x, so the
-fallback stays ONNX Runtime fp32 (also the fingerprint of every index made before engines existed).
-ARM and other CPUs were not measured.
+there. So x86 CPUs with AVX2 but no VNNI get int8-w7, NNCF's file whose convolution weights use half
+the int8 range so those sums cannot saturate (NNCF's ``OverflowFix``), under OpenVINO, where it held
+the guard on that CPU (see ``MEASURED_NO_VNNI``). Where it cannot run (no AVX2, OpenVINO or NNCF
+missing) the fallback is ONNX Runtime fp32 (also the fingerprint of every index made before engines
+existed). ARM and other CPUs were not measured.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ MEASURED_DEFAULT = ("openvino", "int8")
 # latency, worst dP@K -0.6 points, min cosine to fp32 0.939 (int8: 0.926), on the Sapphire Rapids
 # VM. Only measured there: a CPU with AVX-512 BF16 but no AMX (Zen 4) keeps int8.
 MEASURED_AMX = ("openvino", "int8-bf16")
+# x86 with AVX2 but no VNNI: the half-range int8 file under OpenVINO (docs/BENCHMARKS.md, "On a CPU
+# without VNNI"). ONNX Runtime runs that file at 0.4x fp32 (NNCF's signed activations), so not there.
+MEASURED_NO_VNNI = ("openvino", "int8-w7")
 MEASURED_BACKBONES = ("efficientnet-lite2",)
 SAFE = ("onnxruntime", "fp32")
 # Each engine's fastest precision that held the guard, for a user who names only the engine:
@@ -39,7 +44,7 @@ SAFE = ("onnxruntime", "fp32")
 # (OpenVINO named alone takes the machine's measured precision, int8-bf16 with AMX: see resolve.)
 HELD_GUARD = {"openvino": "int8", "onnxruntime": "fp32"}
 # Precisions only OpenVINO runs.
-OPENVINO_ONLY = ("bf16", "int8-bf16")
+OPENVINO_ONLY = ("bf16", "int8-bf16", "int8-w7")
 
 
 @dataclass(frozen=True)
@@ -71,17 +76,31 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _without_vnni(flags: set[str], openvino: bool | None, onnx: bool | None, nncf: bool | None) -> Run:
+    if "avx2" not in flags:
+        return Run(*SAFE, "no VNNI and no AVX2: int8 was not measured on such a CPU (the int8 file lost up to "
+                          "1.9 points of P@K on an AVX2 CPU without VNNI)")
+    have = {"openvino": openvino, "onnx": onnx, "nncf": nncf}
+    missing = [name for name, known in have.items() if not (_installed(name) if known is None else known)]
+    if missing:
+        return Run(*SAFE, f"no VNNI, and {' and '.join(missing)} not installed (pip install 'lookalike[fast]') "
+                          "for int8-w7, so fp32 (the int8 file lost up to 1.9 points of P@K without VNNI)")
+    return Run(*MEASURED_NO_VNNI, "no VNNI (AVX2): openvino int8-w7, its weights in half the int8 range (no "
+                                  "16-bit saturation), the fastest configuration that lost no more than 1 point "
+                                  "of P@K against fp32 there (the int8 file lost 1.9)")
+
+
 def choose_run(cpuinfo: str | None = None, *, machine: str | None = None, openvino: bool | None = None,
-               onnx: bool | None = None, measured: tuple[str, str] | None = None) -> Run:
+               onnx: bool | None = None, nncf: bool | None = None, measured: tuple[str, str] | None = None) -> Run:
     """The default engine/precision for this machine (or the given ``cpuinfo`` text, ``machine``
-    architecture and whether OpenVINO and onnx are installed, for tests); ``measured`` replaces
-    the measured configuration (``MEASURED_AMX`` on AMX CPUs, else ``MEASURED_DEFAULT``)."""
+    architecture and whether OpenVINO, onnx and NNCF are installed, for tests); ``measured`` replaces
+    the measured configuration of a VNNI CPU (``MEASURED_AMX`` on AMX CPUs, else ``MEASURED_DEFAULT``)."""
     machine = (machine or platform.machine()).lower()
     if machine not in ("x86_64", "amd64"):
         return Run(*SAFE, f"{machine} CPU: the int8 fast path was measured on x86-64 only")
     flags = cpu_flags(read_cpuinfo() if cpuinfo is None else cpuinfo)
     if not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
-        return Run(*SAFE, "no VNNI: int8 lost up to 1.9 points of P@K on a CPU without it (measured)")
+        return _without_vnni(flags, openvino, onnx, nncf)
     engine, precision = measured or (MEASURED_AMX if "amx_bf16" in flags else MEASURED_DEFAULT)
     if precision in QUANTIZED and not (_installed("onnx") if onnx is None else onnx):
         # The int8 model is quantized on first use by ONNX Runtime's tooling, which needs onnx.

@@ -90,7 +90,7 @@ class OnnxEmbedder:
         """Load the model; returns ``run(batch) -> raw output``. Other engines override this."""
         if self.precision not in ("fp32", "int8"):
             raise ConfigError(f"ONNX Runtime runs fp32 or int8 models, not {self.precision}; "
-                              "use --engine openvino for bf16 and int8-bf16")
+                              "use --engine openvino for bf16, int8-bf16 and int8-w7")
         self._session = _session(self.model_path, threads, bulk)
         inputs = self._session.get_inputs()
         if len(inputs) != 1:

@@ -14,7 +14,8 @@ from .onnx import OnnxEmbedder
 # OpenVINO's name for each precision hint. An int8 (QDQ) file runs its int8 parts in int8 and the
 # rest (the first convolution, kept out of int8) in f32, or in bf16 for int8-bf16; without an
 # explicit f32 hint the plugin picks bf16 on CPUs that have it.
-PRECISION_HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16", "int8-bf16": "bf16"}
+# int8-w7 is another int8 file (weights in half the range, for CPUs without VNNI), also in f32 around it.
+PRECISION_HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16", "int8-bf16": "bf16", "int8-w7": "f32"}
 
 
 def _openvino():

@@ -6,8 +6,14 @@ per-channel int8 weights, ranges calibrated (MinMax) on the images bundled in
 convolution stays fp32: it sees the raw pixels, whose quantization costs the most accuracy
 for the least time. The result runs under ONNX Runtime (the SageMaker archive) and OpenVINO.
 
-The cached file is ``<cache>/models/<fp32 stem>-int8-<key>.onnx`` (+ its preprocessing
-``.json``), ``key`` hashing the fp32 file, the calibration images and this module's code;
+``int8-w7`` (for x86 CPUs without VNNI) is another file, made by NNCF (:func:`quantize_half_range`):
+the regular convolutions' weights in half the int8 range, so the u8 x s8 products that AVX2 and
+pre-VNNI AVX-512 add in pairs into 16 bits cannot saturate, and the shift that costs in each layer's
+mean output corrected (NNCF's fast bias correction). It runs under OpenVINO only.
+
+The cached file is ``<cache>/models/<fp32 stem>-int8-<key>.onnx`` (``-int8w7-`` for the half-range
+one; + its preprocessing ``.json``), ``key`` hashing the fp32 file, the calibration images and this
+module's code;
 written atomically under a file lock like :func:`lookalike.embedders.export.ensure_onnx`.
 """
 
@@ -53,12 +59,12 @@ def calibration_digest(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def cache_key(fp32_path: Path, files: list[Path], method: str = METHOD) -> str:
+def cache_key(fp32_path: Path, files: list[Path], method: str = METHOD, *, half_range: bool = False) -> str:
     """16 hex chars identifying (fp32 model bytes, calibration images and method, the code that
     quantizes)."""
     digest = hashlib.sha256(hashlib.sha256(Path(fp32_path).read_bytes()).digest())
     digest.update(calibration_digest(files).encode() + method.encode())
-    for code in (calibration_batches, first_conv, quantize_file):
+    for code in (calibration_batches, first_conv, quantize_half_range if half_range else quantize_file):
         digest.update(inspect.getsource(code).encode())
     return digest.hexdigest()[:16]
 
@@ -120,17 +126,60 @@ def quantize_file(fp32_path: Path, out: Path, spec: PreprocessSpec, files: list[
         atomic_write_bytes(out, quantized.read_bytes())
 
 
+def _nncf():
+    try:
+        import nncf
+        import onnx  # noqa: F401  (NNCF's ONNX backend)
+    except ImportError as exc:
+        raise ConfigError(f"int8-w7 quantization needs NNCF ({exc.name} is missing): "
+                          "pip install 'lookalike[fast]'") from None
+    return nncf
+
+
+def quantize_half_range(fp32_path: Path, out: Path, spec: PreprocessSpec, files: list[Path]) -> None:
+    """Write the int8-w7 QDQ model of ``fp32_path`` to ``out`` (atomically), quantized by NNCF.
+
+    ONNX Runtime's own ``reduce_range`` (7-bit weights, no bias correction) fell to a min cosine of
+    0.78 to fp32 and lost 1.6-2.1 points of demo P@1; NNCF with ``OverflowFix.ENABLE`` and its fast
+    bias correction held the guard on the AVX2 CPU (docs/BENCHMARKS.md). NNCF leaves the depthwise
+    convolutions in the full range: their products are not summed in pairs."""
+    nncf = _nncf()
+    import onnx
+    nncf.set_log_level(logging.WARNING)  # its INFO lines list every node it leaves alone
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    # One image an item: NNCF's statistics (and its subset_size) count items.
+    items = [batch[i:i + 1] for batch in calibration_batches(files, spec) for i in range(len(batch))]
+    _, quant_pre_process = _tooling()
+    with tempfile.TemporaryDirectory(prefix="lookalike-int8w7-") as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared))  # BatchNorms fused, as for int8
+        model = onnx.load(str(prepared))
+        name = model.graph.input[0].name
+        quantized = nncf.quantize(
+            model, nncf.Dataset(items, lambda item: {name: item}), subset_size=len(items),
+            target_device=nncf.TargetDevice.CPU, fast_bias_correction=True,
+            ignored_scope=nncf.IgnoredScope(names=[first_conv(prepared)]),
+            advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
+        atomic_write_bytes(out, quantized.SerializeToString())
+
+
 def ensure_int8(fp32_path: Path, cache_dir: Path, spec: PreprocessSpec, *,
-                calibration: Path = CALIBRATION_DIR, method: str = METHOD) -> Path:
-    """Path of the cached int8 model of ``fp32_path``, quantizing it first if needed (1-3 minutes)."""
+                calibration: Path = CALIBRATION_DIR, method: str = METHOD, half_range: bool = False) -> Path:
+    """Path of the cached int8 model of ``fp32_path`` (``half_range``: the int8-w7 one), quantizing
+    it first if needed (1-3 minutes)."""
     files = calibration_files(calibration)
     fp32_path = Path(fp32_path)
     models = Path(cache_dir) / "models"
-    path = models / f"{fp32_path.stem}-int8-{cache_key(fp32_path, files, method)}.onnx"
+    kind = "int8w7" if half_range else "int8"
+    path = models / f"{fp32_path.stem}-{kind}-{cache_key(fp32_path, files, method, half_range=half_range)}.onnx"
     with file_lock(models / ".export.lock"):
         if not path.exists():
-            logger.info("quantizing %s to int8 at %s (one time)", fp32_path.name, path)
-            quantize_file(fp32_path, path, spec, files, method)
+            logger.info("quantizing %s to %s at %s (one time)", fp32_path.name, kind, path)
+            if half_range:
+                quantize_half_range(fp32_path, path, spec, files)
+            else:
+                quantize_file(fp32_path, path, spec, files, method)
         spec_path = path.with_suffix(".json")
         if not spec_path.exists():
             atomic_write_bytes(spec_path, json.dumps(spec.to_dict(), indent=2).encode())

@@ -33,7 +33,7 @@ def test_pillow_simd_is_seen_only_when_it_owns_the_imported_pil(monkeypatch):
 
 def test_pixel_marks_keep_old_fingerprints_and_tell_every_pair_apart():
     assert pixels_mark("pillow") == ""  # indexes made before the mark existed keep matching
-    runs = [(e, p) for e in ("onnxruntime", "openvino") for p in ("fp32", "int8", "bf16", "int8-bf16")]
+    runs = [(e, p) for e in ("onnxruntime", "openvino") for p in ("fp32", "int8", "bf16", "int8-bf16", "int8-w7")]
     marks = {pixels_mark(px) + run_suffix(*run) for px in ("pillow", "pillow-simd") for run in runs}
     assert len(marks) == 2 * len(runs)
 

@@ -141,3 +141,56 @@ def test_int8_bf16_runs_the_int8_file_with_its_float_part_in_bf16(int8, images, 
     assert cosines(vectors, reference).min() > 0.93 and cosines(vectors, reference).mean() > 0.98
     assert not np.array_equal(vectors, ints)  # the first convolution really ran in another precision
     assert mixed.fingerprint.endswith("@openvino-int8-bf16") and mixed.fingerprint != ov8.fingerprint
+
+
+def _conv_weight_ranges(path) -> list[tuple[int, int]]:
+    """(group, largest |int8 weight|) of each quantized convolution of a QDQ file."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    dequantized = {n.output[0]: n.input[0] for n in model.graph.node
+                   if n.op_type == "DequantizeLinear" and n.input[0] in inits}
+    ranges = []
+    for node in model.graph.node:
+        if node.op_type == "Conv" and node.input[1] in dequantized:
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            weights = numpy_helper.to_array(inits[dequantized[node.input[1]]]).astype(np.int32)
+            ranges.append((group, int(np.abs(weights).max())))
+    return ranges
+
+
+@pytest.fixture(scope="module")
+def w7():
+    return create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="int8-w7",
+                           bulk=True)
+
+
+def test_int8_w7_is_its_own_file_with_the_summed_weights_in_half_the_range(w7, int8, embedder):
+    """Without VNNI, u8 x s8 products are added in pairs into 16 bits: 255 x 127 x 2 overflows,
+    255 x 64 x 2 does not. The regular convolutions' weights must stay within 64; the int8 file's
+    use the full range (so this would fail on it)."""
+    from lookalike.embedders.quantize import ensure_int8
+
+    path = w7.model_path
+    assert path.parent == CACHE_DIR / "models" and "-int8w7-" in path.name and path != int8.model_path
+    assert path.stat().st_size < embedder.model_path.stat().st_size / 3
+    stamp = path.stat().st_mtime_ns
+    assert ensure_int8(embedder.model_path, CACHE_DIR, embedder.spec, half_range=True) == path
+    assert path.stat().st_mtime_ns == stamp
+    regular = [m for group, m in _conv_weight_ranges(path) if group == 1]
+    assert len(regular) > 30 and max(regular) <= 64
+    assert max(m for group, m in _conv_weight_ranges(int8.model_path) if group == 1) == 127
+
+
+def test_int8_w7_embeds_close_to_fp32_under_openvino_only(w7, embedder, images, reference):
+    vectors = w7.encode(images)
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cos = cosines(vectors, reference)
+    assert cos.min() > 0.9 and cos.mean() > 0.97, cos
+    assert w7.fingerprint.endswith("@openvino-int8-w7") and w7.fingerprint != embedder.fingerprint
+    with pytest.raises(ConfigError, match="openvino") as excinfo:
+        create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="onnxruntime", precision="int8-w7")
+    assert "\n" not in str(excinfo.value)

@@ -34,3 +34,16 @@ def test_the_guard_verdict_follows_the_worst_drop():
     fails = bench.table(list(SPEED), SPEED, _quality(-1.2), {"demo": None}).splitlines()[-1]
     assert holds.endswith("-0.9: holds |") and fails.endswith("-1.2: FAILS |")
     assert "0.900 / 0.980" in fails
+
+
+def test_a_config_this_machine_cannot_run_is_skipped_and_recorded(tmp_path, capsys):
+    """``make bench`` runs every config; one the CPU or engine refuses (bf16 without bf16) is left
+    out with its reason instead of ending the run."""
+    import json
+
+    out = tmp_path / "run.json"
+    assert bench.main(["--configs", "onnxruntime/bf16", "--skip-quality", "--rounds", "1", "--singles", "1",
+                       "--batches", "1", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["configs"] == ["onnxruntime/fp32"] and "openvino" in saved["skipped"]["onnxruntime/bf16"]
+    assert "skipped onnxruntime/bf16" in capsys.readouterr().err
