@@ -13,7 +13,6 @@ import hashlib
 import inspect
 import logging
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -32,8 +31,6 @@ from .tracking import reconcile
 
 logger = logging.getLogger(__name__)
 
-# Preparing threads run this much nicer than the caller so they do not preempt the model's threads.
-PREPARE_NICENESS = 10
 # Batches handed to the model at once: one running and one queued behind it, so the next batch
 # starts the moment the last one ends (two stacked batches of 16 are ~26 MB).
 PIPELINE_DEPTH = 2
@@ -231,7 +228,14 @@ def ingest_folder(root: Path, index, embedder, *, batch_size: int = BATCH_SIZE, 
                 bar.set_postfix(new=report.indexed + len(batch), skipped=report.skipped, failed=len(report.failed),
                                 refresh=False)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare", initializer=_yield_to_model) as pool, \
+    # The preparing threads run at the caller's priority. They once ran 10 levels nicer, when ONNX
+    # Runtime's spinning threads met at a barrier that a preempted thread stalled; its bulk session
+    # no longer spins (a stalled barrier leaves the core to the thread that preempted it), and
+    # OpenVINO's streams are one thread each, with no barrier between them. Niced, they ran only
+    # when the model idled, so the model got quarter batches: fresh-process demo ingests at equal
+    # priority ran 1.064x and 1.055x (16 and 12 pairs, Zen 4 VM, OpenVINO int8); Fashion-MNIST 2k
+    # 1.014x, ONNX Runtime fp32 1.005x (docs/BENCHMARKS.md).
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") as model:
         for path in paths:
             t = time.perf_counter()
@@ -275,19 +279,6 @@ def _takes_out(prepare) -> bool:
         return "out" in inspect.signature(prepare).parameters
     except (TypeError, ValueError):  # no signature to read (a builtin)
         return False
-
-
-def _yield_to_model() -> None:
-    """Lower this preparing thread's scheduling priority (Linux: per thread) below the model's.
-
-    The model's threads meet at a barrier after every parallel operator, so a preparing thread
-    that preempts one of them stalls all of them; at a lower priority it runs in the gaps instead.
-    """
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + PREPARE_NICENESS))
-    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
-        pass
 
 
 def _saved(index) -> bool:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from lookalike.imaging import decode_image
 from lookalike.index.faiss_index import FaissIndex
-from lookalike.index.ingest import PREPARE_NICENESS, image_id, ingest_folder, walk_images
+from lookalike.index.ingest import image_id, ingest_folder, walk_images
 from lookalike.search.compat import model_info
 from tests.conftest import DEMO_DIR
 
@@ -181,23 +181,22 @@ def test_not_a_folder(embedder, tmp_path):
         ingest_folder(tmp_path / "nope", new_index(tmp_path / "i", embedder), embedder, progress=False)
 
 
-@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="per-thread priorities are a Linux feature")
-def test_preparing_threads_run_below_the_models_priority(collection, embedder, tmp_path):
-    """Preparing threads that preempt the model's barrier-synchronised threads stall all of them
-    (measured: demo ingest 42-46 img/s at equal priority, 53-54 img/s with preparing niced)."""
+def test_images_are_prepared_in_worker_threads_at_the_callers_priority(collection, embedder, tmp_path):
+    """Decoding and preparing run in the worker threads, beside the model, not in the calling
+    thread; at the caller's priority (niced, they ran only while the model idled: demo ingest
+    1.055-1.064x at equal priority, docs/BENCHMARKS.md)."""
     seen: dict[int, int] = {}
 
     def record_priority(image):
         tid = threading.get_native_id()
-        seen[tid] = os.getpriority(os.PRIO_PROCESS, tid)
+        seen[tid] = os.getpriority(os.PRIO_PROCESS, tid) if hasattr(os, "getpriority") else 0
 
-    main_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    main_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if hasattr(os, "getpriority") else 0
     report = ingest_folder(collection, new_index(tmp_path / "idx", embedder),
                            Observed(embedder, on_prepare=record_priority), workers=2, progress=False)
     assert report.indexed == 6
-    assert threading.get_native_id() not in seen  # prepared in worker threads...
-    assert set(seen.values()) == {min(19, main_priority + PREPARE_NICENESS)}  # ...below the model's priority
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_priority
+    assert seen and threading.get_native_id() not in seen
+    assert set(seen.values()) == {main_priority}
 
 
 def test_model_starts_once_a_batch_is_prepared_not_when_the_read_ahead_fills(embedder, tmp_path, monkeypatch):
