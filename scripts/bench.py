@@ -54,8 +54,18 @@ def describe(emb) -> str:
     return f"{getattr(emb, 'engine', 'onnxruntime')} {getattr(emb, 'precision', 'fp32')}"
 
 
+def random_prepared(emb, n: int, seed: int) -> np.ndarray:
+    """``n`` random inputs as ``emb.prepare`` makes them: model-scaled floats, or the uint8 pixels
+    of an engine that scales them inside its graph (OpenVINO)."""
+    rng = np.random.default_rng(seed)
+    shape, dtype = (n, *emb.prepared_shape), np.dtype(emb.prepared_dtype)
+    if dtype == np.uint8:
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+    return rng.uniform(-1, 1, shape).astype(dtype)
+
+
 def single_input(emb) -> np.ndarray:
-    return np.random.default_rng(0).uniform(-1, 1, (1, 3, emb.spec.crop, emb.spec.crop)).astype(np.float32)
+    return random_prepared(emb, 1, 0)
 
 
 def time_single(emb, one: np.ndarray, reps: int, warmup: int = 1) -> list[float]:
@@ -72,7 +82,7 @@ def time_single(emb, one: np.ndarray, reps: int, warmup: int = 1) -> list[float]
 
 def batch_throughput(emb, batch_size: int, rounds: int) -> float:
     """Images per second of the model alone on prepared batches (after one warm-up batch)."""
-    batch = np.random.default_rng(1).uniform(-1, 1, (batch_size, 3, emb.spec.crop, emb.spec.crop)).astype(np.float32)
+    batch = random_prepared(emb, batch_size, 1)
     emb.encode_prepared(batch)
     t = time.perf_counter()
     for _ in range(rounds):

@@ -32,8 +32,10 @@ MEASURED_DEFAULT = ("openvino", "int8")
 # With AMX, the same int8 file with its float part (the first convolution, kept out of int8) in
 # bf16 on the AMX tiles: 1.03-1.04x int8's batch throughput (paired rounds), the same single-image
 # latency, worst dP@K -0.6 points, min cosine to fp32 0.939 (int8: 0.926), on the Sapphire Rapids
-# VM. A CPU with AVX-512 BF16 but no AMX (Zen 4) keeps int8: there int8-bf16 ran 1.06x int8's batch
-# throughput but lost 1.1 points of demo P@2 (docs/BENCHMARKS.md, 2026-12-04), failing the guard.
+# VM. A CPU with AVX-512 BF16 but no AMX (Zen 4) keeps int8: there int8-bf16 ran 1.04-1.06x int8's
+# batch throughput but lost 1.1 points of demo P@2 with pixels scaled in numpy and 0.3 with them
+# scaled in OpenVINO's graph (docs/BENCHMARKS.md, 2026-12-04): at the guard's edge, where int8 held
+# at -0.8 both times.
 MEASURED_AMX = ("openvino", "int8-bf16")
 # x86 with AVX2 but no VNNI: the half-range int8 file under OpenVINO (docs/BENCHMARKS.md, "On a CPU
 # without VNNI"). ONNX Runtime runs that file at 0.4x fp32 (NNCF's signed activations), so not there.

@@ -81,7 +81,7 @@ class OnnxEmbedder:
         base = name or self.model_path.stem
         self.name = f"{base}+{self.head_path.stem}" if self.head_path else base
         # Output widths are probed once: ONNX shapes may be symbolic.
-        probe = np.zeros((1, 3, spec.crop, spec.crop), np.float32)
+        probe = np.zeros((1, *self.prepared_shape), self.prepared_dtype)
         if self._head is not None:
             self._check_head(base, int(self._features(probe).shape[1]))
         self.dim = int(self._run(probe).shape[1])
@@ -113,14 +113,24 @@ class OnnxEmbedder:
         """Identifies the exact model (and head) bytes, the pixels fed to it and how it runs; stored in
         an index to catch mix-ups. ONNX Runtime fp32 on Pillow's pixels is the file digest alone, as in
         indexes made before engines and precisions existed; Pillow-SIMD's pixels add ``+pillow-simd``,
-        any other way of running ``@engine-precision``."""
+        pixels scaled inside the engine's graph ``+u8``, any other way of running ``@engine-precision``."""
         return self.fingerprint_with(PIXELS)
 
     def fingerprint_with(self, pixels: str) -> str:
         """The fingerprint where ``pixels`` (``pillow`` | ``pillow-simd``) prepares the images: the
         model archive's, whose container installs Pillow, differs from a Pillow-SIMD build machine's."""
         parts = [_file_digest(self.model_path)] + ([_file_digest(self.head_path)] if self.head_path else [])
-        return "-".join(parts) + pixels_mark(pixels) + run_suffix(self.engine, self.precision)
+        return "-".join(parts) + pixels_mark(pixels) + self.input_mark + run_suffix(self.engine, self.precision)
+
+    # What ``prepare`` makes and ``encode_prepared`` takes: the model's own input here; an engine
+    # that scales pixels inside its graph takes them as they are (see OpenVinoEmbedder).
+    prepared_dtype = np.float32
+    # The fingerprint's mark of an engine that takes uint8 pixels and scales them itself ("" here).
+    input_mark = ""
+
+    @property
+    def prepared_shape(self) -> tuple[int, int, int]:
+        return (3, self.spec.crop, self.spec.crop)
 
     def prepare(self, image: Image.Image, out: np.ndarray | None = None) -> np.ndarray:
         """One RGB image → ``(3, crop, crop) float32``, into ``out`` if given (a spent one, reused);
@@ -128,9 +138,12 @@ class OnnxEmbedder:
         return to_array(image, self.spec, out)
 
     def encode_prepared(self, batch: np.ndarray) -> np.ndarray:
-        """``(n, 3, crop, crop) float32`` → ``(n, dim) float32``, L2-normalised."""
-        batch = np.asarray(batch, dtype=np.float32)
-        expected = (3, self.spec.crop, self.spec.crop)
+        """Stacked ``prepare`` outputs, ``(n, 3, crop, crop) float32`` here → ``(n, dim) float32``, L2-normalised."""
+        batch = np.asarray(batch)
+        if not np.can_cast(batch.dtype, self.prepared_dtype, "same_kind"):  # floats are not pixels
+            raise ValueError(f"expected {np.dtype(self.prepared_dtype).name} values from prepare, got {batch.dtype}")
+        batch = batch.astype(self.prepared_dtype, copy=False)
+        expected = self.prepared_shape
         if batch.ndim != 4 or batch.shape[1:] != expected:
             raise ValueError(f"expected a batch of shape (n, {', '.join(map(str, expected))}), got {batch.shape}")
         if len(batch) == 0:

@@ -41,11 +41,12 @@ def check_compatible(embedder, index) -> None:
                           f"--engine {run['engine']} --precision {run['precision']}) or re-index")
     fingerprint = getattr(embedder, "fingerprint", None)
     if stored.get("fingerprint") and fingerprint and stored["fingerprint"] != fingerprint:
-        # Same model name, different model bytes (new weights, a changed export) or pixels from another
-        # Pillow (Pillow-SIMD rounds differently): vectors may not match exactly.
-        logger.warning("the index was built with %s fingerprint %s but this one is %s (another model file, or "
-                       "Pillow against Pillow-SIMD); if results look wrong, re-index", embedder.name,
-                       stored["fingerprint"], fingerprint)
+        # Same model name, different model bytes (new weights, a changed export), pixels from another
+        # Pillow (Pillow-SIMD rounds differently) or scaled elsewhere (OpenVINO's +u8 scales them in
+        # its graph; an OpenVINO index made before did so in numpy): vectors may not match exactly.
+        logger.warning("the index was built with %s fingerprint %s but this one is %s (another model file, "
+                       "Pillow against Pillow-SIMD, or pixels scaled inside OpenVINO: +u8); if results look "
+                       "wrong, re-index", embedder.name, stored["fingerprint"], fingerprint)
 
 
 def model_info(embedder) -> dict[str, Any]:

@@ -72,3 +72,22 @@ def test_scaling_into_a_spent_array_gives_the_same_values():
     assert np.array_equal(preprocess.scale_pixels(rgb[..., 0], spec, spent), preprocess.scale_pixels(rgb[..., 0], spec))
     wrong = np.zeros((3, 10, 10), np.float32)  # another shape: not written, a new array instead
     assert preprocess.scale_pixels(rgb, spec, wrong) is not wrong and not wrong.any()
+
+
+def test_pixels_scaled_inside_openvino_are_marked_and_an_index_from_before_warns(caplog, monkeypatch):
+    """OpenVINO takes uint8 pixels and scales them in its graph: vectors within a cosine of 0.998 of
+    numpy's scaling, so its fingerprints say ``+u8`` and an OpenVINO index made before warns (not refused)."""
+    from lookalike.embedders.onnx import OnnxEmbedder
+    from lookalike.embedders.openvino import OpenVinoEmbedder
+
+    assert OnnxEmbedder.input_mark == "" and OpenVinoEmbedder.input_mark == "+u8"
+    fake = SimpleNamespace(model_path=None, head_path=None, engine="openvino", precision="int8", input_mark="+u8")
+    monkeypatch.setattr("lookalike.embedders.onnx._file_digest", lambda path: "abc")
+    assert OnnxEmbedder.fingerprint_with(fake, "pillow") == "abc+u8@openvino-int8"
+    assert OnnxEmbedder.fingerprint_with(fake, "pillow-simd") == "abc+pillow-simd+u8@openvino-int8"
+    index = SimpleNamespace(dim=4, model={"name": "m", "dim": 4, "fingerprint": "abc@openvino-int8",
+                                          "engine": "openvino", "precision": "int8"})
+    embedder = SimpleNamespace(name="m", dim=4, engine="openvino", precision="int8", fingerprint="abc+u8@openvino-int8")
+    with caplog.at_level(logging.WARNING, logger="lookalike.search.compat"):
+        check_compatible(embedder, index)
+    assert "+u8" in caplog.text and "abc@openvino-int8" in caplog.text and "re-index" in caplog.text

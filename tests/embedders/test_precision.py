@@ -65,8 +65,34 @@ def test_openvino_fp32_matches_onnx_runtime(embedder, images, reference):
         vectors = ov.encode(images)
         np.testing.assert_allclose(vectors, reference, atol=5e-4)
         assert cosines(vectors, reference).min() > 0.99999
-        assert ov.fingerprint == embedder.fingerprint + "@openvino-fp32"
+        # Pixels scaled inside OpenVINO's graph (+u8) give ONNX Runtime's vectors from numpy's scaling.
+        assert ov.fingerprint == embedder.fingerprint + "+u8@openvino-fp32"
     np.testing.assert_allclose(ov.encode(images[:1]), reference[:1], atol=5e-4)  # one image, fewer than streams
+
+
+def test_openvino_takes_pillows_pixels_as_they_are(embedder, images):
+    """OpenVINO's prepare hands over the resized crop's uint8 pixels (grey in three equal channels)
+    and scales them in its graph; float arrays (another engine's prepared input) are refused."""
+    from PIL import Image
+
+    from lookalike.embedders.preprocess import resize_and_crop
+
+    ov = create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="openvino", precision="fp32", bulk=True)
+    crop = embedder.spec.crop
+    assert ov.prepared_shape == (crop, crop, 3) and ov.prepared_dtype == np.uint8
+    pixels = ov.prepare(images[0])
+    assert pixels.dtype == np.uint8 and np.array_equal(pixels, np.asarray(resize_and_crop(images[0], embedder.spec)))
+    grey = images[1].convert("L")
+    spent = np.zeros_like(pixels)
+    again = ov.prepare(grey, out=spent)
+    assert again is spent and np.array_equal(again, np.asarray(resize_and_crop(grey.convert("RGB"), embedder.spec)))
+    np.testing.assert_allclose(ov.encode([grey]), embedder.encode([grey.convert("RGB")]), atol=5e-4)
+    with pytest.raises(ValueError, match="uint8"):
+        ov.encode_prepared(embedder.prepare(images[0])[None].transpose(0, 2, 3, 1).copy())
+    with pytest.raises(ValueError, match="shape"):
+        ov.encode_prepared(np.zeros((1, 3, crop, crop), np.uint8))
+    with pytest.raises(ValueError, match="RGB or L"):
+        ov.prepare(Image.new("RGBA", (8, 8)))
 
 
 def test_openvino_int8_runs_the_same_file_close_to_onnx_runtime(int8, images):
