@@ -67,6 +67,11 @@ class OnnxEmbedder:
     """
 
     engine = "onnxruntime"
+    # What ``prepare`` makes and ``encode_prepared`` takes: the model's own input here; an engine
+    # that scales pixels inside its graph takes them as they are (see OpenVinoEmbedder).
+    prepared_dtype = np.float32
+    # The fingerprint's mark of an engine that takes uint8 pixels and scales them itself ("" here).
+    input_mark = ""
 
     def __init__(self, model_path: Path, spec: PreprocessSpec, *, name: str | None = None,
                  head_path: Path | None = None, batch_size: int = BATCH_SIZE, threads: int = 0, bulk: bool = False,
@@ -121,12 +126,6 @@ class OnnxEmbedder:
         model archive's, whose container installs Pillow, differs from a Pillow-SIMD build machine's."""
         parts = [_file_digest(self.model_path)] + ([_file_digest(self.head_path)] if self.head_path else [])
         return "-".join(parts) + pixels_mark(pixels) + self.input_mark + run_suffix(self.engine, self.precision)
-
-    # What ``prepare`` makes and ``encode_prepared`` takes: the model's own input here; an engine
-    # that scales pixels inside its graph takes them as they are (see OpenVinoEmbedder).
-    prepared_dtype = np.float32
-    # The fingerprint's mark of an engine that takes uint8 pixels and scales them itself ("" here).
-    input_mark = ""
 
     @property
     def prepared_shape(self) -> tuple[int, int, int]:

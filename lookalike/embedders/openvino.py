@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..errors import ConfigError
 from .onnx import OnnxEmbedder
-from .preprocess import _scaling, grey_band, resize_and_crop
+from .preprocess import grey_band, pixel_scaling, resize_and_crop
 
 # OpenVINO's name for each precision hint. An int8 (QDQ) file runs its int8 parts in int8 and the
 # rest (the first convolution, kept out of int8) in f32, or in bf16 for int8-bf16; without an
@@ -41,10 +41,11 @@ class OpenVinoEmbedder(OnnxEmbedder):
     # The model takes Pillow's pixels as they are, (crop, crop, 3) uint8, and scales them itself
     # (``_pixels_in``): preparing skips the float pass (0.17 ms a demo image) and hands the model a
     # quarter of the bytes (811 -> 203 KB an image, less for the caches the model shares). Demo
-    # ingest 1.062x in 16 paired in-process rounds (Zen 4, int8), the model alone 1.007x. The
+    # ingest 1.091x in 14 paired fresh-process runs (Zen 4, int8), the model alone 1.007x. The
     # vectors are not bit-identical to scaling in numpy (the first convolution runs another
-    # kernel on the NHWC input): cosine >= 0.9988, P@K in docs/BENCHMARKS.md. So the fingerprint
-    # says so (``+u8``, e.g. ``48a3774367c4+u8@openvino-int8``): an index made before warns.
+    # kernel on the NHWC input): cosine >= 0.9979, P@K within 0.4 points (docs/BENCHMARKS.md).
+    # So the fingerprint says so (``+u8``, e.g. ``48a3774367c4+u8@openvino-int8``): an index made
+    # before warns.
     prepared_dtype = np.uint8
     input_mark = "+u8"
 
@@ -73,7 +74,7 @@ class OpenVinoEmbedder(OnnxEmbedder):
         :func:`~lookalike.embedders.preprocess.scale_pixels`) and transposes to the model's NCHW."""
         from openvino.preprocess import PrePostProcessor
 
-        scale, offset = (np.asarray(v, np.float32).reshape(1, 1, 1, 3) for v in _scaling(self.spec))
+        scale, offset = (np.asarray(v, np.float32).reshape(1, 1, 1, 3) for v in pixel_scaling(self.spec))
         ops = ov.opset13
 
         def scale_pixels(node):

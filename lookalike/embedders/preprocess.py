@@ -135,7 +135,7 @@ def scale_pixels(pixels: np.ndarray, spec: PreprocessSpec, out: np.ndarray | Non
     811 KB array is memory the kernel maps afresh, and its page faults cost 0.72 ms a demo image
     where writing into memory already touched costs 0.14 (AMD EPYC VM). Same values either way.
     """
-    scale, offset = _scaling(spec)
+    scale, offset = pixel_scaling(spec)
     shape = (3, *pixels.shape[:2])
     if out is None or out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         out = np.empty(shape, dtype=np.float32)
@@ -173,7 +173,7 @@ def _equal_bands(pixels: np.ndarray) -> bool:
     return bool(np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 1], pixels[..., 2]))
 
 
-def _scaling(spec: PreprocessSpec) -> tuple[tuple[np.float32, ...], tuple[np.float32, ...]]:
+def pixel_scaling(spec: PreprocessSpec) -> tuple[tuple[np.float32, ...], tuple[np.float32, ...]]:
     """Per channel ``x * scale + offset`` (float32) that maps a uint8 value to ``(x / 255 - mean) / std``."""
     std, mean = np.asarray(spec.std, dtype=np.float64), np.asarray(spec.mean, dtype=np.float64)
     return tuple(np.float32(v) for v in 1.0 / (255.0 * std)), tuple(np.float32(v) for v in -mean / std)
