@@ -172,9 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         configs.insert(0, REFERENCE)
 
     from lookalike.embedders.choice import choose_run
-    from lookalike.imaging import decode_image
-
     from lookalike.errors import ConfigError
+    from lookalike.imaging import decode_image
 
     load = os.getloadavg()
     embedders, skipped = {}, {}

@@ -31,7 +31,8 @@ class PreparingEmbedder(Embedder, Protocol):
         ...
 
     def encode_prepared(self, batch: np.ndarray) -> np.ndarray:
-        """``(n, ...) float32`` stacked ``prepare`` outputs → ``(n, dim) float32``."""
+        """``(n, ...)`` stacked ``prepare`` outputs (float32 tensors, or uint8 pixels for an engine
+        that scales them itself) → ``(n, dim) float32``."""
         ...
 
 

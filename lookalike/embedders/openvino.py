@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..errors import ConfigError
 from .onnx import OnnxEmbedder
-from .preprocess import grey_band, pixel_scaling, resize_and_crop
+from .preprocess import crop_pixels, pixel_scaling
 
 # OpenVINO's name for each precision hint. An int8 (QDQ) file runs its int8 parts in int8 and the
 # rest (the first convolution, kept out of int8) in f32, or in bf16 for int8-bf16; without an
@@ -55,13 +55,9 @@ class OpenVinoEmbedder(OnnxEmbedder):
 
     def prepare(self, image: Image.Image, out: np.ndarray | None = None) -> np.ndarray:
         """One RGB (or grey ``L``) image → its ``(crop, crop, 3) uint8`` pixels, resized and
-        cropped as :func:`~lookalike.embedders.preprocess.to_array` does (identical pixels), into
+        cropped as :func:`~lookalike.embedders.preprocess.to_array` does (:func:`crop_pixels`), into
         ``out`` if given; safe to call from worker threads."""
-        if image.mode not in ("RGB", "L"):
-            raise ValueError(f"expected an RGB or L image, got mode {image.mode}; decode with lookalike.imaging first")
-        if image.mode == "RGB":
-            image = grey_band(image) or image  # a grey plane is resized once, then copied into 3 channels
-        pixels = np.asarray(resize_and_crop(image, self.spec))
+        pixels = crop_pixels(image, self.spec)  # a grey plane, resized once, is copied into 3 channels
         shape = self.prepared_shape
         if out is None or out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
             out = np.empty(shape, np.uint8)

@@ -121,11 +121,18 @@ def to_array(image: Image.Image, spec: PreprocessSpec, out: np.ndarray | None = 
     Pillow resamples every band alike, so the array is identical to converting to RGB first
     (R = G = B) at a third of the resizing (Fashion-MNIST decode + prepare: 0.93 → 0.44 ms an image).
     """
+    return scale_pixels(crop_pixels(image, spec), spec, out)
+
+
+def crop_pixels(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
+    """One RGB or grey (``L``) image → the uint8 pixels of its resized crop, ``(crop, crop, 3)``,
+    or ``(crop, crop)`` for grey content (an ``L`` image, or RGB whose bands are equal: resized as
+    one plane)."""
     if image.mode not in ("RGB", "L"):
         raise ValueError(f"expected an RGB or L image, got mode {image.mode}; decode with lookalike.imaging first")
     if image.mode == "RGB":
         image = grey_band(image) or image
-    return scale_pixels(np.asarray(resize_and_crop(image, spec)), spec, out)
+    return np.asarray(resize_and_crop(image, spec))
 
 
 def scale_pixels(pixels: np.ndarray, spec: PreprocessSpec, out: np.ndarray | None = None) -> np.ndarray:

@@ -19,6 +19,14 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b)
 
 
+def assert_close_to(reference: np.ndarray, vectors: np.ndarray, minimum: float, mean: float) -> None:
+    """Unit-length float32 vectors of the reference's shape, within these cosines of it."""
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cos = cosines(vectors, reference)
+    assert cos.min() > minimum and cos.mean() > mean, cos
+
+
 @pytest.fixture(scope="module")
 def images():
     return [decode_image(p.read_bytes(), max_pixels=40_000_000) for p in demo_images()[::15]]
@@ -47,11 +55,7 @@ def test_int8_model_is_quantized_once_and_cached(int8, embedder):
 
 
 def test_int8_embeds_close_to_fp32(int8, embedder, images, reference):
-    vectors = int8.encode(images)
-    assert vectors.shape == reference.shape and vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    cos = cosines(vectors, reference)
-    assert cos.min() > 0.93 and cos.mean() > 0.98, cos
+    assert_close_to(reference, int8.encode(images), 0.93, 0.98)
     assert int8.name == embedder.name and int8.dim == embedder.dim
     assert int8.fingerprint.endswith("@onnxruntime-int8") and int8.fingerprint != embedder.fingerprint
 
@@ -211,11 +215,7 @@ def test_int8_w7_is_its_own_file_with_the_summed_weights_in_half_the_range(w7, i
 
 
 def test_int8_w7_embeds_close_to_fp32_under_openvino_only(w7, embedder, images, reference):
-    vectors = w7.encode(images)
-    assert vectors.shape == reference.shape and vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    cos = cosines(vectors, reference)
-    assert cos.min() > 0.9 and cos.mean() > 0.97, cos
+    assert_close_to(reference, w7.encode(images), 0.9, 0.97)
     assert w7.fingerprint.endswith("@openvino-int8-w7") and w7.fingerprint != embedder.fingerprint
     with pytest.raises(ConfigError, match="openvino") as excinfo:
         create_embedder("efficientnet-lite2", cache_dir=CACHE_DIR, engine="onnxruntime", precision="int8-w7")
