@@ -234,6 +234,40 @@ def test_slow_body_gets_408(server):
     assert b"connection: close" in answer.lower() and time.monotonic() - started < 8
 
 
+@pytest.mark.parametrize("raw", [
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,  # a TLS ClientHello on the plain port
+    b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n",  # a header line without a colon
+    b"POST /search HTTP/1.1\r\nHost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST /search HTTP/1.1\r\nHost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n{}{}{}",
+], ids=["tls-client-hello", "header-without-colon", "length-and-chunked", "two-lengths"])
+def test_bytes_that_are_not_http_get_a_json_400(server, raw):
+    """Answered by the server's protocol before the app (which never sees them), in the API's
+    error shape, and the connection closed: a request it cannot frame cannot be kept alive."""
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(raw)
+        s.settimeout(5)
+        answer = _read_all(s)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"connection: close" in head.lower(), answer
+    assert json.loads(body)["error"]["code"] == "bad_request"
+
+
+def test_pipelined_requests_are_answered_in_order(server):
+    """Two requests in one write (HTTP/1.1 pipelining): both answered, in order, and the header
+    deadline, re-armed after the first answer, does not cut the second one off."""
+    search = json.dumps({"image": png(), "k": 1}).encode()
+    raw = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"POST /search HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\nx-api-key: k3y\r\n"
+           b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(search), search))
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(raw)
+        s.settimeout(10)
+        answer = _read_all(s)
+    first, second = answer.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200") and b'"status":"ok"' in first
+    assert second.startswith(b"200") and json.loads(second.partition(b"\r\n\r\n")[2])["results"][0]["id"] == "a"
+
+
 def _read_all(s: socket.socket) -> bytes:
     chunks = []
     try:
