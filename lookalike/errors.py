@@ -29,6 +29,14 @@ class InvalidInput(LookalikeError):
     code = "invalid_input"
 
 
+class BadRequest(LookalikeError):
+    """Bytes that cannot be taken as one HTTP/1.1 request; the connection closes after the answer."""
+
+    status = 400
+    code = "bad_request"
+    headers = {"Connection": "close"}
+
+
 class Unauthorized(LookalikeError):
     status = 401
     code = "unauthorized"

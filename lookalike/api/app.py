@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from ..errors import InvalidInput, LookalikeError, NotFound, PayloadTooLarge, RequestTimeout, error_body
+from ..errors import BadRequest, InvalidInput, LookalikeError, NotFound, PayloadTooLarge, RequestTimeout, error_body
 from ..search.browse import PAGE_DEFAULT, PAGE_MAX, list_images, list_labels
 from ..search.duplicates import DEFAULT_THRESHOLD, find_duplicates
 from ..search.duplicates import page as dupes_page
@@ -226,6 +226,11 @@ class HttpEdge:
             await send(message)
 
         try:
+            if "transfer-encoding" in headers and "content-length" in headers:
+                # RFC 9112 section 6.1: a server may refuse such a request (a smuggling attempt, behind a
+                # proxy that frames by length) and must close after answering; h11 frames it as chunked
+                # and would keep the connection open for what follows.
+                raise BadRequest("A request cannot carry both Content-Length and Transfer-Encoding.")
             early = self.layer.early("HEAD" if head else scope["method"], route, headers)
             if early is not None:
                 await _json(early)(scope, receive_tracked, send_with_headers)

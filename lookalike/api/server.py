@@ -4,12 +4,15 @@ uvicorn closes idle keep-alive connections, but any byte received cancels that t
 client that sends its headers one byte every few seconds (slowloris) holds a socket for ever.
 The protocol below gives every request ``header_timeout`` seconds from connection (or from
 the previous response) to its last header line; the body has its own deadline in the app.
+Built on uvicorn's h11 protocol (encode/uvicorn, ``uvicorn/protocols/http/h11_impl.py``):
+``handle_events`` creates a ``RequestResponseCycle`` once a request's headers are complete,
+and ``on_response_complete`` waits for the next request.
 
-Built on uvicorn's httptools protocol (encode/uvicorn, ``uvicorn/protocols/http/httptools_impl.py``):
-llhttp calls ``on_headers_complete`` once a request's headers are in (it creates the request's
-``RequestResponseCycle`` there), and ``on_response_complete`` starts a pipelined request or waits
-for the next one. httptools parses in C where h11 parses in Python: a request refused by the app
-costs 0.64 instead of 0.76 ms at the client (with uvloop, which uvicorn then picks; docs/BENCHMARKS.md).
+h11, not httptools: h11 bounds a request's line and headers (16 KB, ``max_incomplete_event_size``)
+where uvicorn's httptools protocol buffers them without limit (headers of 2.2 GB in 5 s took the
+server to 2.3 GB of RSS). The event loop is uvloop where it is installed (uvicorn picks it):
+a request refused by the app 0.54-0.61 instead of 0.64-0.70 ms at the client; httptools would
+have saved 0.04-0.05 ms more (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -17,29 +20,30 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from http import HTTPStatus
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .. import memory
-from ..errors import error_body
+from ..errors import BadRequest, LookalikeError, RequestTimeout, error_body
 
 logger = logging.getLogger(__name__)
 
 
-def _plain_response(status: bytes, code: str, message: str) -> bytes:
-    """A whole ``Connection: close`` JSON response in the API's error shape, for answers given
-    before (or instead of) the app: the app never sees these requests."""
-    body = json.dumps(error_body(code, message)).encode()
-    return (b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"content-length: %d\r\n\r\n%s" % (status, len(body), body))
+def _closing_response(error: type[LookalikeError], message: str) -> bytes:
+    """A whole ``Connection: close`` JSON response in the API's error shape, for answers the
+    protocol gives itself (the app never sees these requests)."""
+    body = json.dumps(error_body(error.code, message)).encode()
+    return (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: %d\r\n\r\n%s" % (error.status, HTTPStatus(error.status).phrase.encode(), len(body), body))
 
 
-TIMEOUT_RESPONSE = _plain_response(b"408 Request Timeout", "request_timeout", "Request headers took too long.")
+TIMEOUT_RESPONSE = _closing_response(RequestTimeout, "Request headers took too long.")
 
 
-class DeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline for each request's line and headers, and
-    malformed requests answered in the API's JSON error shape (uvicorn answers them in text)."""
+class DeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's line and headers, and requests
+    it cannot parse answered in the API's JSON error shape (uvicorn answers them in plain text)."""
 
     header_timeout = 10.0
 
@@ -48,12 +52,14 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._arm()
 
-    def on_headers_complete(self) -> None:
-        self._disarm()  # a request's headers are complete (before the app can answer it)
-        super().on_headers_complete()
+    def handle_events(self) -> None:
+        before = self.cycle
+        super().handle_events()
+        if self.cycle is not None and self.cycle is not before:  # a request's headers are complete
+            self._disarm()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()  # may start a pipelined request, whose headers are in
+        super().on_response_complete()  # may start a pipelined request (handle_events disarms)
         if self.cycle is None or self.cycle.response_complete:
             self._arm()
 
@@ -63,7 +69,7 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         self._disarm()
-        self.transport.write(_plain_response(b"400 Bad Request", "bad_request", msg))
+        self.transport.write(_closing_response(BadRequest, msg))
         self.transport.close()
 
     def _arm(self) -> None:

@@ -237,12 +237,14 @@ def test_slow_body_gets_408(server):
 @pytest.mark.parametrize("raw", [
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,  # a TLS ClientHello on the plain port
     b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n",  # a header line without a colon
-    b"POST /search HTTP/1.1\r\nHost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    # both framings, and a request after it that must not be answered (RFC 9112 section 6.1: close)
+    b"POST /search HTTP/1.1\r\nHost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
     b"POST /search HTTP/1.1\r\nHost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n{}{}{}",
 ], ids=["tls-client-hello", "header-without-colon", "length-and-chunked", "two-lengths"])
 def test_bytes_that_are_not_http_get_a_json_400(server, raw):
-    """Answered by the server's protocol before the app (which never sees them), in the API's
-    error shape, and the connection closed: a request it cannot frame cannot be kept alive."""
+    """Answered in the API's error shape (by the server's protocol, or for both framings at once by
+    the app's edge) and the connection closed: a request it cannot frame cannot be kept alive."""
     with socket.create_connection(("127.0.0.1", server.port)) as s:
         s.sendall(raw)
         s.settimeout(5)
@@ -250,6 +252,25 @@ def test_bytes_that_are_not_http_get_a_json_400(server, raw):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"connection: close" in head.lower(), answer
     assert json.loads(body)["error"]["code"] == "bad_request"
+
+
+def test_endless_headers_are_cut_off_at_a_bound(server):
+    """Header lines that never end the header block: refused once they pass h11's 16 KB bound,
+    long before the header deadline, not buffered (uvicorn's httptools protocol keeps them all)."""
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        line, sent = b"X-Junk: " + b"a" * 8000 + b"\r\n", 0
+        try:
+            while sent < 64 * 1024 * 1024:  # the server closes long before this
+                s.sendall(line * 8)
+                sent += 8 * len(line)
+        except OSError:
+            pass
+        s.settimeout(5)
+        answer = _read_all(s)
+    assert sent < 16 * 1024 * 1024, sent
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and json.loads(body)["error"]["code"] == "bad_request", answer
 
 
 def test_pipelined_requests_are_answered_in_order(server):
