@@ -12,7 +12,7 @@ h11, not httptools: h11 bounds a request's line and headers (16 KB, ``max_incomp
 where uvicorn's httptools protocol buffers them without limit (headers of 2.2 GB in 5 s took the
 server to 2.3 GB of RSS). The event loop is uvloop where it is installed (uvicorn picks it):
 a request refused by the app 0.54-0.61 instead of 0.64-0.70 ms at the client; httptools would
-have saved 0.04-0.05 ms more (docs/BENCHMARKS.md).
+have saved 0.03-0.06 ms more (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
