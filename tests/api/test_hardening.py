@@ -261,14 +261,14 @@ def test_endless_headers_are_cut_off_at_a_bound(server):
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         line, sent = b"X-Junk: " + b"a" * 8000 + b"\r\n", 0
         try:
-            while sent < 64 * 1024 * 1024:  # the server closes long before this
+            while sent < 256 * 1024 * 1024:  # the server closes long before this
                 s.sendall(line * 8)
                 sent += 8 * len(line)
         except OSError:
             pass
         s.settimeout(5)
         answer = _read_all(s)
-    assert sent < 16 * 1024 * 1024, sent
+    assert sent < 64 * 1024 * 1024, sent  # what the socket buffers took before the reset (~5 MB here)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and json.loads(body)["error"]["code"] == "bad_request", answer
 
