@@ -164,15 +164,16 @@ class _Runner:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         n, jobs, per = len(batch), self.jobs, self.per
         slices = -(-n // per)
-        results: list[np.ndarray] = []
-        reading: list[np.ndarray | None] = [None] * jobs  # what each running request reads in place
-        with self._lock:
-            if jobs == 1 and slices == 1:
-                # A query: infer() runs it without the hand-over to the stream's thread and back
-                # (POST /search 0.976-0.987x in paired servers, Zen 4; the same vectors).
+        if jobs == 1 and slices == 1:
+            # A query: infer() runs it without the hand-over to the stream's thread and back
+            # (POST /search 0.976-0.987x in paired servers, Zen 4; the same vectors).
+            with self._lock:
                 request = self._requests[0]
                 request.infer({0: self._padded(batch)}, share_inputs=True)
                 return request.get_output_tensor(0).data[:n].copy()
+        results: list[np.ndarray] = []
+        reading: list[np.ndarray | None] = [None] * jobs  # what each running request reads in place
+        with self._lock:
             # Python callbacks (AsyncInferQueue) would take the GIL from the preparing threads once
             # per image; wait() instead releases it until that request's images are done.
             for i in range(slices + jobs):
