@@ -26,6 +26,19 @@ PRECISIONS = ("fp32", "int8", "bf16", "int8-bf16", "int8-w7")
 QUANTIZED = ("int8", "int8-bf16", "int8-w7")
 HALF_RANGE = ("int8-w7",)
 POSTPROCESSING = ("none", "power-center")
+# The HNSW search breadth when hnsw_ef_search is 0, by the entries searched (docs/BENCHMARKS.md,
+# "Index at 100k and 1M vectors"): up to 100k, 128 (recall@10 0.9995 on Fashion-MNIST's 10k test
+# split at 0.31 ms a query, 0.980 on the dense synthetic 100k at 0.65 ms, where 384 took 0.55 and
+# 1.38 ms); above, 384 (0.955 at 1M, 1.46 ms; 256: 0.947). A size not known (an OpenSearch
+# mapping, made before its documents) takes the larger.
+EF_SEARCH_SMALL, EF_SEARCH_SMALL_UP_TO, EF_SEARCH_LARGE = 128, 100_000, 384
+
+
+def hnsw_ef_search_for(entries: int | None, setting: int = 0) -> int:
+    """The efSearch a search of ``entries`` vectors runs with: ``setting`` if set (not 0), else by size."""
+    if setting:
+        return setting
+    return EF_SEARCH_SMALL if entries is not None and entries <= EF_SEARCH_SMALL_UP_TO else EF_SEARCH_LARGE
 
 
 def _default_data_home(environ: Mapping[str, str]) -> Path:
@@ -111,7 +124,7 @@ class Settings:
     hnsw_threshold: int = 10_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80  # 1M vectors build in minutes on 2 cores (200: ~2.5x longer)
-    hnsw_ef_search: int = 384  # recall@10 0.955 at 1M, p50 1.5 ms (256: 0.947)
+    hnsw_ef_search: int = 0  # 0: by the index's size (hnsw_ef_search_for); a number fixes it
     hnsw_storage: str = "fp16"  # fp16 | sq8 | flat: bytes a dimension 2 | 1 | 4 (sq8: recall 0.85 at 1M)
     ivfpq_threshold: int = 2_000_000  # fp16 HNSW of 1280-d holds ~3.3 KB an entry: 2M ~ 6.6 GB
     ivfpq_nprobe: int = 32
@@ -219,7 +232,7 @@ class Settings:
         need(self.hnsw_threshold >= 0, "hnsw_threshold", self.hnsw_threshold, "must be >= 0")
         need(self.hnsw_m >= 4, "hnsw_m", self.hnsw_m, "must be >= 4")
         need(self.hnsw_ef_construction >= 8, "hnsw_ef_construction", self.hnsw_ef_construction, "must be >= 8")
-        need(self.hnsw_ef_search >= 1, "hnsw_ef_search", self.hnsw_ef_search, "must be >= 1")
+        need(self.hnsw_ef_search >= 0, "hnsw_ef_search", self.hnsw_ef_search, "must be >= 0 (0: by the index's size)")
         need(self.hnsw_storage in {"sq8", "fp16", "flat"}, "hnsw_storage", self.hnsw_storage,
              "must be one of sq8, fp16, flat")
         need(self.ivfpq_threshold >= 0, "ivfpq_threshold", self.ivfpq_threshold, "must be >= 0")

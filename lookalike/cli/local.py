@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ..config import EF_SEARCH_LARGE, EF_SEARCH_SMALL, EF_SEARCH_SMALL_UP_TO
 from ..errors import LookalikeError
 from ..limits import DUPLICATE_THRESHOLD as DEFAULT_THRESHOLD
 from .options import DEFAULTS, output_options, settings_from
@@ -178,7 +179,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     g.add_argument("--ef-construction", dest="hnsw_ef_construction", type=int,
                    help=f"HNSW build breadth (default {DEFAULTS.hnsw_ef_construction})")
     g.add_argument("--ef-search", dest="hnsw_ef_search", type=int,
-                   help=f"HNSW search breadth (default {DEFAULTS.hnsw_ef_search})")
+                   help=f"HNSW search breadth (default 0: by size, {EF_SEARCH_SMALL} up to "
+                        f"{EF_SEARCH_SMALL_UP_TO:,} entries, {EF_SEARCH_LARGE} above)")
     g.add_argument("--hnsw-storage", choices=("sq8", "fp16", "flat"),
                    help=f"HNSW vector codes: 1, 2 or 4 bytes a dimension (default {DEFAULTS.hnsw_storage})")
     g.add_argument("--ivfpq-threshold", type=int,

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from ..config import hnsw_ef_search_for
+
 KINDS = ("flat", "hnsw", "ivfpq")
 STORAGES = ("sq8", "fp16", "flat")
 TRAIN_SAMPLE = 100_000  # vectors SQ8 / IVF-PQ are trained on: ranges and centroids settle far earlier
@@ -127,7 +129,7 @@ def search_params(structure, *, ef_search: int, nprobe: int, k: int, selector=No
     faiss = _faiss()
     if hasattr(structure, "hnsw"):
         params = faiss.SearchParametersHNSW()
-        params.efSearch = max(ef_search, k)
+        params.efSearch = max(hnsw_ef_search_for(structure.ntotal, ef_search), k)
     elif hasattr(structure, "nlist"):
         params = faiss.SearchParametersIVF()
         params.nprobe = structure.nlist if exhaustive else min(nprobe, structure.nlist)

@@ -203,3 +203,21 @@ def test_open_index_takes_the_structure_settings_and_keeps_the_saved_ones(tmp_pa
     again = open_index("faiss", settings=Settings().replace(hnsw_storage="flat", hnsw_ef_search=300),
                        path=tmp_path / "idx")
     assert again.hnsw_storage == "sq8" and again.ef_search == 300  # the index's codes; the caller's breadth
+
+
+def test_the_search_breadth_follows_the_size_unless_set():
+    from lookalike.config import EF_SEARCH_LARGE, EF_SEARCH_SMALL, EF_SEARCH_SMALL_UP_TO, Settings, hnsw_ef_search_for
+
+    assert Settings().hnsw_ef_search == 0  # by size unless set
+    assert hnsw_ef_search_for(10_000) == hnsw_ef_search_for(EF_SEARCH_SMALL_UP_TO) == EF_SEARCH_SMALL
+    assert hnsw_ef_search_for(EF_SEARCH_SMALL_UP_TO + 1) == hnsw_ef_search_for(None) == EF_SEARCH_LARGE
+    assert hnsw_ef_search_for(10_000, 50) == hnsw_ef_search_for(None, 50) == 50
+    with pytest.raises(ConfigError, match="HNSW_EF_SEARCH=-1 is not valid"):
+        Settings().replace(hnsw_ef_search=-1)
+
+    index = FaissIndex(None, 16, hnsw_threshold=50)
+    fill(index, 80)
+    graph = index._structure
+    assert structures.search_params(graph, ef_search=0, nprobe=1, k=6).efSearch == EF_SEARCH_SMALL
+    assert structures.search_params(graph, ef_search=40, nprobe=1, k=6).efSearch == 40
+    assert structures.search_params(graph, ef_search=0, nprobe=1, k=500).efSearch == 500  # never below k
