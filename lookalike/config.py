@@ -27,10 +27,10 @@ QUANTIZED = ("int8", "int8-bf16", "int8-w7")
 HALF_RANGE = ("int8-w7",)
 POSTPROCESSING = ("none", "power-center")
 # The HNSW search breadth when hnsw_ef_search is 0, by the entries searched (docs/BENCHMARKS.md,
-# "Index at 100k and 1M vectors"): up to 100k, 128 (recall@10 0.9995 on Fashion-MNIST's 10k test
-# split at 0.31 ms a query, 0.980 on the dense synthetic 100k at 0.65 ms, where 384 took 0.55 and
-# 1.38 ms); above, 384 (0.955 at 1M, 1.46 ms; 256: 0.947). A size not known (an OpenSearch
-# mapping, made before its documents) takes the larger.
+# "Index at 100k and 1M vectors", M=48, efConstruction=80): up to 100k, 128 (recall@10 0.996 on the
+# dense synthetic 100k, 0.9995 on Fashion-MNIST's 10k test split with M=32 at 0.31 ms, where 384 took 0.55);
+# above, 384 (0.956 at 1M; 256: 0.944, 320: 0.951). A size not known (an OpenSearch mapping, made
+# before its documents) takes the larger.
 EF_SEARCH_SMALL, EF_SEARCH_SMALL_UP_TO, EF_SEARCH_LARGE = 128, 100_000, 384
 
 
@@ -122,11 +122,13 @@ class Settings:
     # over hnsw_storage codes above it, IVF-PQ from ivfpq_threshold (0 = never). The defaults keep
     # 1M x 1280-d under 4 GB RSS at recall@10 >= 0.95 (docs/BENCHMARKS.md, "Index at 100k and 1M").
     hnsw_threshold: int = 10_000
-    hnsw_m: int = 32
-    hnsw_ef_construction: int = 80  # 1M vectors build in minutes on 2 cores (200: ~2.5x longer)
+    # efConstruction below 2M (the bottom layer's links) links every candidate found; above it FAISS's
+    # pruning heuristic drops close neighbours of tight clusters (docs/BENCHMARKS.md, 2026-12-07).
+    hnsw_m: int = 48
+    hnsw_ef_construction: int = 80  # 1M vectors build in 8.5 minutes on 2 cores
     hnsw_ef_search: int = 0  # 0: by the index's size (hnsw_ef_search_for); a number fixes it
     hnsw_storage: str = "fp16"  # fp16 | sq8 | flat: bytes a dimension 2 | 1 | 4 (sq8: recall 0.85 at 1M)
-    ivfpq_threshold: int = 2_000_000  # fp16 HNSW of 1280-d holds ~3.3 KB an entry: 2M ~ 6.6 GB
+    ivfpq_threshold: int = 2_000_000  # fp16 HNSW of 1280-d holds ~3.6 KB an entry: 2M ~ 7 GB
     ivfpq_nprobe: int = 32
     index_compact_fraction: float = 0.2  # rebuild once tombstones pass this fraction of positions
 
