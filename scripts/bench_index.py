@@ -65,6 +65,7 @@ def base_features() -> np.ndarray:
 
     embedder = create_embedder("efficientnet-lite2", cache_dir=CACHE, engine="onnxruntime", precision="fp32",
                                bulk=True, batch_size=16)
+
     def fashion(split: str, n: int):
         full = ds.fashion_mnist(split, datasets_dir=DATASETS)
         return full.subset(ds.stratified_sample(full.labels, n, 0))
@@ -99,13 +100,9 @@ def data_files(work: Path, n: int) -> tuple[Path, Path, Path]:
     return work / f"base-{n}.f32", work / "queries.npy", work / f"gt-{n}.npy"
 
 
-def prepare(work: Path, n: int) -> None:
-    import faiss
-
-    base, qfile, gtfile = data_files(work, n)
-    feats = base_features()
-    # The generated files hold mixtures of these features: made from others (another model file,
-    # other sets), they are made again, never reused.
+def forget_other_mixtures(work: Path, feats: np.ndarray) -> None:
+    """The generated files hold mixtures of ``feats``: made from others (another model file, other
+    sets), they are deleted, to be made again, never reused."""
     stamp = work / "features.sha256"
     digest = hashlib.sha256(feats.tobytes()).hexdigest()
     if not stamp.exists() or stamp.read_text().strip() != digest:
@@ -113,6 +110,12 @@ def prepare(work: Path, n: int) -> None:
             if old.suffix in (".f32", ".npy", ".tmp"):
                 old.unlink()
         stamp.write_text(digest + "\n")
+
+
+def prepare(work: Path, n: int, feats: np.ndarray) -> None:
+    import faiss
+
+    base, qfile, gtfile = data_files(work, n)
     if not qfile.exists():
         np.save(qfile, synthesize(feats, QUERIES, seed=10**9))
     queries = np.load(qfile)
@@ -320,8 +323,10 @@ def main() -> None:
     out = Path(args.out)
     saved = json.loads(out.read_text()) if out.exists() else {"results": []}
     print(f"uptime: {os.getloadavg()}; params: {vars(args)}", flush=True)
+    feats = base_features()
+    forget_other_mixtures(Path(args.work), feats)
     for n in [int(s) for s in args.sizes.split(",")]:
-        prepare(Path(args.work), n)
+        prepare(Path(args.work), n, feats)
         for name in args.structures.split(","):
             result = {"n": n, "structure": name}
             for phase in ("build", "load", "mmap"):

@@ -59,7 +59,8 @@ class OpenSearchIndex:
                              region=settings.aws_region, timeout=settings.opensearch_timeout)
         return cls.open(client, settings.opensearch_index, url=settings.opensearch_url, dim=dim, model=model,
                         create=create, recreate=recreate, engine=settings.opensearch_engine, m=settings.hnsw_m,
-                        ef_construction=settings.hnsw_ef_construction, ef_search=hnsw_ef_search_for(None, settings.hnsw_ef_search),
+                        ef_construction=settings.hnsw_ef_construction,
+                        ef_search=hnsw_ef_search_for(None, settings.hnsw_ef_search),
                         batch_size=settings.opensearch_bulk_size, max_retries=settings.opensearch_max_retries,
                         timeout=settings.opensearch_timeout, bulk_timeout=settings.opensearch_bulk_timeout)
 
