@@ -119,8 +119,9 @@ class Settings:
     postprocess: str | None = None
 
     # Index structure (lookalike.index.structures): exact inner product below hnsw_threshold, HNSW
-    # over hnsw_storage codes above it, IVF-PQ from ivfpq_threshold (0 = never). The defaults keep
-    # 1M x 1280-d under 4 GB RSS at recall@10 >= 0.95 (docs/BENCHMARKS.md, "Index at 100k and 1M").
+    # over hnsw_storage codes above it, IVF over fp16 codes from ivf_threshold, IVF-PQ from
+    # ivfpq_threshold (0 = never, each). The defaults keep 1M x 1280-d under 4 GB RSS at
+    # recall@10 >= 0.95 in under 2 ms a query (docs/BENCHMARKS.md, "Index at 100k and 1M").
     hnsw_threshold: int = 10_000
     # efConstruction below 2M (the bottom layer's links) links every candidate found; above it FAISS's
     # pruning heuristic drops close neighbours of tight clusters (docs/BENCHMARKS.md, 2026-12-07).
@@ -128,7 +129,11 @@ class Settings:
     hnsw_ef_construction: int = 80  # 1M vectors build in 8.5 minutes on 2 cores
     hnsw_ef_search: int = 0  # 0: by the index's size (hnsw_ef_search_for); a number fixes it
     hnsw_storage: str = "fp16"  # fp16 | sq8 | flat: bytes a dimension 2 | 1 | 4 (sq8: recall 0.85 at 1M)
-    ivfpq_threshold: int = 2_000_000  # fp16 HNSW of 1280-d holds ~3.6 KB an entry: 2M ~ 7 GB
+    # HNSW met the targets at 100k (0.996, 1.4 ms), not at 1M (0.95 at 2.7 ms), where fp16 IVF did
+    # (0.962 at 1.5 ms with 8 of 4,096 lists); between, not measured: the switch sits at half of 1M.
+    ivf_threshold: int = 500_000
+    ivf_nprobe: int = 8
+    ivfpq_threshold: int = 2_000_000  # fp16 codes of 1280-d hold 2.6 KB an entry: 2M ~ 5.2 GB
     ivfpq_nprobe: int = 32
     index_compact_fraction: float = 0.2  # rebuild once tombstones pass this fraction of positions
 
@@ -237,6 +242,8 @@ class Settings:
         need(self.hnsw_ef_search >= 0, "hnsw_ef_search", self.hnsw_ef_search, "must be >= 0 (0: by the index's size)")
         need(self.hnsw_storage in {"sq8", "fp16", "flat"}, "hnsw_storage", self.hnsw_storage,
              "must be one of sq8, fp16, flat")
+        need(self.ivf_threshold >= 0, "ivf_threshold", self.ivf_threshold, "must be >= 0")
+        need(self.ivf_nprobe >= 1, "ivf_nprobe", self.ivf_nprobe, "must be >= 1")
         need(self.ivfpq_threshold >= 0, "ivfpq_threshold", self.ivfpq_threshold, "must be >= 0")
         need(self.ivfpq_nprobe >= 1, "ivfpq_nprobe", self.ivfpq_nprobe, "must be >= 1")
         need(0 < self.index_compact_fraction < 1, "index_compact_fraction", self.index_compact_fraction,

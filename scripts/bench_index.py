@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 CACHE = Path(os.environ.get("LOOKALIKE_CACHE_DIR", ROOT / ".cache" / "lookalike"))
 DIM, QUERIES, CHUNK, K = 1280, 1000, 50_000, 10
 DATASETS = Path(os.environ.get("LOOKALIKE_DATASETS_DIR", ROOT / ".cache" / "datasets"))
-RAW = ("flat", "hnsw-flat", "hnsw-fp16", "hnsw-sq8", "ivfpq")
+RAW = ("flat", "hnsw-flat", "hnsw-fp16", "hnsw-sq8", "ivf-fp16", "ivfpq")
 # 4-bit fast-scan PQ: 8-bit PQ160 trained 150 s on 20k vectors here (PQ320x4fs: 2 s) for +0.1 recall.
 
 
@@ -146,8 +146,15 @@ def chunks(base: Path, n: int, rows: int = CHUNK):
 
 
 def train_sample(base: Path, n: int, size: int) -> np.ndarray:
-    with open(base, "rb") as fh:
-        return np.fromfile(fh, dtype=np.float32, count=min(n, size) * DIM).reshape(-1, DIM)
+    """``size`` rows drawn uniformly from the first ``n`` (the mixtures are i.i.d., but a real
+    collection is not, and lookalike samples so)."""
+    from lookalike.index.structures import sample_positions
+
+    data = np.memmap(base, dtype=np.float32, mode="r", shape=(n, DIM))
+    try:
+        return np.ascontiguousarray(data[sample_positions(n, size)])
+    finally:
+        del data
 
 
 # ----- one structure, in a subprocess -----------------------------------------------------
@@ -155,12 +162,19 @@ def factory(name: str, n: int, args) -> tuple[object, int]:
     import faiss
 
     ip = faiss.METRIC_INNER_PRODUCT
+    from lookalike.index import structures
+
     key = {"flat": "Flat", "hnsw-flat": f"HNSW{args.m},Flat", "hnsw-fp16": f"HNSW{args.m},SQfp16",
-           "hnsw-sq8": f"HNSW{args.m},SQ8", "ivfpq": f"IVF{nlist(n)},PQ{args.pq_m}x4fs"}[name]
+           "hnsw-sq8": f"HNSW{args.m},SQ8", "ivf-fp16": f"IVF{structures.ivf_nlist_for(n)},SQfp16",
+           "ivfpq": f"IVF{nlist(n)},PQ{args.pq_m}x4fs"}[name]
     index = faiss.index_factory(DIM, key, ip)
     if hasattr(index, "hnsw"):
         index.hnsw.efConstruction = args.ef_construction
-    return index, {"ivfpq": 100_000, "hnsw-sq8": 50_000, "hnsw-fp16": 0}.get(name, 0)
+    if name == "ivf-fp16":  # as lookalike makes it (lookalike.index.structures.make)
+        index.by_residual = False
+        index.cp.niter, index.cp.max_points_per_centroid = structures.IVF_KMEANS_ITERATIONS, structures.IVF_TRAIN_PER_LIST
+    return index, {"ivfpq": 100_000, "hnsw-sq8": 50_000, "hnsw-fp16": 0,
+                   "ivf-fp16": structures.train_size("ivf", n)}.get(name, 0)
 
 
 def nlist(n: int) -> int:
@@ -176,7 +190,7 @@ def search_params(index, args):
         return p
     if hasattr(index, "nprobe"):
         p = faiss.SearchParametersIVF()
-        p.nprobe = args.nprobe
+        p.nprobe = args.ivf_nprobe if isinstance(index, faiss.IndexIVFScalarQuantizer) else args.nprobe
         return p
     return None
 
@@ -251,6 +265,12 @@ def worker(args) -> dict:
     stats, labels = measure_search(run, queries, gt, single)
     out.update(stats)
     out["rss_after_search_mb"] = mb(rss()["VmRSS"] - before["VmRSS"])
+    if args.phase == "mmap" and name == "lookalike":  # as the server does: fault the mapping in, search again
+        t = time.perf_counter()
+        out["warm_mb"] = mb(index.warm())
+        out["warm_s"] = round(time.perf_counter() - t, 2)
+        out["warm"] = measure_search(run, queries, gt, single)[0]
+        out["rss_warm_mb"] = mb(rss()["VmRSS"] - before["VmRSS"])
     if args.phase == "load" and args.ef_sweep and (name == "lookalike" or hasattr(index, "hnsw")):
         out["ef_sweep"] = {}
         for ef in [int(e) for e in args.ef_sweep.split(",")]:  # the same graph, searched wider
@@ -259,6 +279,14 @@ def worker(args) -> dict:
             else:
                 params.efSearch = ef
             out["ef_sweep"][ef] = measure_search(run, queries, gt, single)[0]
+    if args.phase == "load" and args.nprobe_sweep and (name in ("lookalike", "ivf-fp16")):
+        out["nprobe_sweep"] = {}
+        for probes in [int(e) for e in args.nprobe_sweep.split(",")]:  # the same lists, more of them
+            if name == "lookalike":
+                index.params["ivf_nprobe"] = probes
+            else:
+                params.nprobe = probes
+            out["nprobe_sweep"][probes] = measure_search(run, queries, gt, single)[0]
     out["labels_digest"] = int(np.sum(labels * np.arange(1, labels.size + 1).reshape(labels.shape)) % 2**61)
     return out
 
@@ -283,8 +311,9 @@ def lookalike_build(base: Path, n: int, folder: Path):
 def run_worker(args, n: int, name: str, phase: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, "--n", str(n), "--phase", phase, "--work", args.work,
            "--m", str(args.m), "--ef-construction", str(args.ef_construction), "--ef-search", str(args.ef_search),
-           "--nprobe", str(args.nprobe), "--pq-m", str(args.pq_m)] + (["--ef-sweep", args.ef_sweep]
-                                                                    if args.ef_sweep else [])
+           "--nprobe", str(args.nprobe), "--ivf-nprobe", str(args.ivf_nprobe), "--pq-m", str(args.pq_m)] \
+        + (["--ef-sweep", args.ef_sweep] if args.ef_sweep else []) \
+        + (["--nprobe-sweep", args.nprobe_sweep] if args.nprobe_sweep else [])
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -303,6 +332,8 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> None:
+    from lookalike.config import Settings
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--structures", default=",".join(RAW + ("lookalike",)))
@@ -312,7 +343,9 @@ def main() -> None:
     ap.add_argument("--ef-construction", type=int, default=40)
     ap.add_argument("--ef-search", type=int, default=128)
     ap.add_argument("--nprobe", type=int, default=32)
+    ap.add_argument("--ivf-nprobe", type=int, default=Settings.ivf_nprobe, help="fp16 IVF lists searched")
     ap.add_argument("--ef-sweep", default="", help="efSearch values to measure on the loaded HNSW, e.g. 128,256")
+    ap.add_argument("--nprobe-sweep", default="", help="nprobe values to measure on the loaded fp16 IVF, e.g. 4,16")
     ap.add_argument("--pq-m", type=int, default=320)  # 4-bit fast-scan codes: 160 bytes a vector
     ap.add_argument("--worker"), ap.add_argument("--n", type=int), ap.add_argument("--phase")
     args = ap.parse_args()
@@ -335,6 +368,8 @@ def main() -> None:
             ok = result["load"]["labels_digest"] == result["mmap"]["labels_digest"]
             for ef, stats in result["load"].get("ef_sweep", {}).items():
                 print(f"{n} {name} efSearch={ef}: {json.dumps(stats)}", flush=True)
+            for probes, stats in result["load"].get("nprobe_sweep", {}).items():
+                print(f"{n} {name} nprobe={probes}: {json.dumps(stats)}", flush=True)
             result["mmap_same_results"] = ok
             result["loadavg"] = os.getloadavg()
             saved["results"] = [r for r in saved["results"] if (r["n"], r["structure"]) != (n, name)] + [result]

@@ -183,9 +183,12 @@ def register(sub, common: argparse.ArgumentParser) -> None:
                         f"{EF_SEARCH_SMALL_UP_TO:,} entries, {EF_SEARCH_LARGE} above)")
     g.add_argument("--hnsw-storage", choices=("sq8", "fp16", "flat"),
                    help=f"HNSW vector codes: 1, 2 or 4 bytes a dimension (default {DEFAULTS.hnsw_storage})")
+    g.add_argument("--ivf-threshold", type=int,
+                   help=f"use IVF over fp16 codes from this many entries (default {DEFAULTS.ivf_threshold}; 0 = never)")
+    g.add_argument("--ivf-nprobe", type=int, help=f"fp16 IVF lists searched (default {DEFAULTS.ivf_nprobe})")
     g.add_argument("--ivfpq-threshold", type=int,
                    help=f"use IVF-PQ from this many entries (default {DEFAULTS.ivfpq_threshold}; 0 = never)")
-    g.add_argument("--ivfpq-nprobe", type=int, help=f"IVF lists searched (default {DEFAULTS.ivfpq_nprobe})")
+    g.add_argument("--ivfpq-nprobe", type=int, help=f"IVF-PQ lists searched (default {DEFAULTS.ivfpq_nprobe})")
     g.add_argument("--index-compact-fraction", type=float,
                    help=f"rebuild when deleted entries pass this fraction (default {DEFAULTS.index_compact_fraction})")
     output_options(p)

@@ -17,12 +17,12 @@ def open_index(backend: str = "faiss", *, settings, dim: int | None = None, mode
                create: bool = False, path: Path | None = None) -> Index:
     """Open the index named by ``backend``; with ``create`` a missing one is made with ``dim``."""
     if backend == "faiss":
-        from .faiss_index import FaissIndex, params_from
+        from .faiss_index import FaissIndex, params_from, search_params_from
 
         path = Path(path or settings.index_dir)
         params = params_from(settings)
         if FaissIndex.exists(path):  # the structure's parameters are the index's own; search breadth is not
-            return FaissIndex.load(path, ef_search=settings.hnsw_ef_search, nprobe=settings.ivfpq_nprobe)
+            return FaissIndex.load(path, **search_params_from(settings))
         if not create:
             return FaissIndex.load(path)  # raises a clear "no index" error
         if dim is None:

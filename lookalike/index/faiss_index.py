@@ -1,7 +1,7 @@
 """Embedded index on FAISS, stored in a folder.
 
 The FAISS structure is the one store of the vectors, in memory and on disk; which structure
-(exact flat, HNSW over SQ8/fp16/float codes, IVF-PQ) follows the collection's size, see
+(exact flat, HNSW over SQ8/fp16/float codes, IVF over fp16 codes, IVF-PQ) follows the collection's size, see
 :mod:`lookalike.index.structures`. Ids and metadata are a list per FAISS position beside it.
 
 Adds go into the structure as they come (an HNSW graph grows; it is never rebuilt by an add).
@@ -42,14 +42,24 @@ EXACT_FILTER_LIMIT = 20_000
 CHUNK = 50_000  # vectors reconstructed at a time when rebuilding: 256 MB at 1280-d
 # Each structure parameter is a Settings field (LOOKALIKE_*, a CLI flag), where its default is defined.
 SETTINGS_FIELDS = {"hnsw_threshold": "hnsw_threshold", "m": "hnsw_m", "ef_construction": "hnsw_ef_construction",
-                   "ef_search": "hnsw_ef_search", "hnsw_storage": "hnsw_storage", "ivfpq_threshold": "ivfpq_threshold",
-                   "nprobe": "ivfpq_nprobe", "compact_fraction": "index_compact_fraction"}
+                   "ef_search": "hnsw_ef_search", "hnsw_storage": "hnsw_storage", "ivf_threshold": "ivf_threshold",
+                   "ivf_nprobe": "ivf_nprobe", "ivfpq_threshold": "ivfpq_threshold", "nprobe": "ivfpq_nprobe",
+                   "compact_fraction": "index_compact_fraction"}
 DEFAULTS = {param: getattr(Settings, name) for param, name in SETTINGS_FIELDS.items()}
 
 
 def params_from(settings) -> dict[str, Any]:
     """The structure parameters ``settings`` hold, by :class:`FaissIndex`'s names."""
     return {param: getattr(settings, name) for param, name in SETTINGS_FIELDS.items()}
+
+
+# What a search may choose anew for an index it opens (the rest is the index's own, from its manifest).
+SEARCH_PARAMS = ("ef_search", "nprobe", "ivf_nprobe")
+
+
+def search_params_from(settings) -> dict[str, Any]:
+    """The search-breadth parameters ``settings`` hold: the overrides :meth:`FaissIndex.load` takes."""
+    return {param: getattr(settings, SETTINGS_FIELDS[param]) for param in SEARCH_PARAMS}
 
 
 def _faiss():
@@ -81,6 +91,7 @@ class FaissIndex:
         self._live_selector = None  # cached IDSelector of the live positions (None: none deleted)
         self._lock = threading.RLock()
         self.readonly = False  # memory-mapped: FAISS cannot grow a mapped structure
+        self._mapped: Path | None = None  # the file a read-only index maps
         self.generation = 0
 
     def __getattr__(self, name: str) -> Any:  # m, ef_search, ... read as attributes, as before
@@ -108,6 +119,7 @@ class FaissIndex:
             # Format /1 above the threshold is an HNSW over float vectors: keep it (same results).
             stored.setdefault("hnsw_storage", "flat" if manifest["files"].get("hnsw") else DEFAULTS["hnsw_storage"])
             stored.setdefault("ivfpq_threshold", 0)
+        stored.setdefault("ivf_threshold", 0)  # saved before fp16 IVF existed: keep the structures it grew
         stored.update({k: v for k, v in params.items() if v is not None})
         index = cls(path, manifest["dim"], model=manifest.get("model"), **stored)
         index._ids = [None if r is None else r["id"] for r in records]
@@ -118,6 +130,7 @@ class FaissIndex:
             index._structure = saved
             structures.after_load(saved)
             index.readonly = mmap
+            index._mapped = path / manifest["files"]["index"] if mmap else None
         else:
             from .faiss_format1 import structure_from_format1
 
@@ -136,6 +149,15 @@ class FaissIndex:
             self.generation = store.save_generation(self.path, self.generation, structure=self._structure,
                                                     records=records, header=header)
         logger.info("saved %d entries to %s (generation %d)", len(self), self.path, self.generation)
+
+    def warm(self) -> int:
+        """Fault a memory-mapped index's pages in now, not in its first searches (see
+        :func:`lookalike.memory.populate`); the bytes mapped, 0 for an index held in memory."""
+        if self._mapped is None:
+            return 0
+        from ..memory import populate
+
+        return populate(self._mapped)
 
     def stored_generation(self) -> int:
         """The generation currently on disk (to notice that another process saved)."""
@@ -232,8 +254,8 @@ class FaissIndex:
         else:
             selector, few, target = self._live(), False, structure
             k = min(k, len(self._row))
-        params = structures.search_params(target, ef_search=self.params["ef_search"], nprobe=self.params["nprobe"],
-                                          k=k, selector=selector, exhaustive=few)
+        params = structures.search_params(target, ef_search=self.params["ef_search"], k=k, selector=selector,
+                                          nprobe=structures.nprobe_for(structure, self.params), exhaustive=few)
         if len(queries) > 1:
             scores, labels = target.search(queries, k, params=params)
         else:
@@ -288,8 +310,10 @@ class FaissIndex:
         old, live = self._structure, np.array([r for r in range(len(self._ids)) if self._ids[r] is not None],
                                               dtype=np.int64)
         extra = np.zeros((0, self.dim), np.float32) if extra is None else extra
-        sample = np.concatenate([structures.reconstruct(old, live[:structures.TRAIN_SAMPLE]),
-                                 extra[:structures.TRAIN_SAMPLE]])
+        picked = structures.sample_positions(len(live) + len(extra),
+                                             structures.train_size(kind, len(live) + len(extra)))
+        in_old = picked[picked < len(live)]
+        sample = np.concatenate([structures.reconstruct(old, live[in_old]), extra[picked[len(in_old):] - len(live)]])
         logger.info("rebuilding the index as %s over %d vectors (%d deleted)", kind, len(live) + len(extra),
                     len(self._ids) - len(live))
         structure = structures.make(kind, self.dim, self.params, sample, len(live) + len(extra))

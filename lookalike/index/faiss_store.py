@@ -40,6 +40,7 @@ SAVE_LOCK = ".lock"  # held by one save at a time
 WRITER_LOCK = ".ingest.lock"  # held by a whole `lookalike index` or `lookalike delete`
 PARAMS_1 = ("hnsw_threshold", "m", "ef_construction", "ef_search")
 PARAMS = PARAMS_1 + ("ivfpq_threshold", "nprobe")  # integers; "hnsw_storage" and "compact_fraction" too
+OPTIONAL_INTS = ("ivf_threshold", "ivf_nprobe")
 GENERATION_FILE = re.compile(r"^(?:vectors|metadata|hnsw|index)-\d+\.(?:npy|json|faiss)$")
 # Only the temp files atomic_write makes for this folder's own files: anything else is not ours.
 TEMP_FILE = temp_pattern(r"manifest\.json|(?:vectors|metadata|hnsw|index)-\d+\.(?:npy|json|faiss)")
@@ -101,9 +102,13 @@ def read_manifest(path: Path) -> dict[str, Any]:
         problems.append("'model' is not an object")
     if not isinstance(params, dict) or not all(_is_int(params.get(k), 0) for k in keys):
         problems.append(f"'params' lacks one of {', '.join(keys)}")
+    elif any(k in params and not _is_int(params[k], 0) for k in OPTIONAL_INTS):
+        problems.append(f"'params' has a {' or '.join(OPTIONAL_INTS)} that is not an integer")
     if problems:
         raise damaged(path, f"{MANIFEST}: " + "; ".join(problems))
+    # Optional (absent from indexes saved before they existed): the loader supplies what those meant.
     extra = {k: params[k] for k in ("hnsw_storage", "compact_fraction") if k in params}
+    extra.update({k: params[k] for k in OPTIONAL_INTS if k in params})
     manifest["params"] = {**{k: params[k] for k in keys}, **extra}
     return manifest
 

@@ -7,13 +7,20 @@ The structure is the only copy of the vectors (in memory and on disk):
   dimension, the default: 1M x 1280-d in ~2.7 GB), ``sq8`` (1 byte: half that, but at 1M its
   rounding reorders close neighbours, recall@10 0.85) or ``flat`` (4 bytes). The graph grows with
   every ``add``; it is never rebuilt by an add.
+- ``ivf``    from ``ivf_threshold`` (0 = never): inverted lists of fp16 codes under an exact
+  centroid search (``IVF<nlist>,SQfp16``, no residuals: the codes are the vectors'). Searching a
+  few lists of a million streams their codes, where HNSW waits on one random 2.5 KB code after
+  another: at 1M it is the structure that meets recall@10 >= 0.95 within 2 ms (docs/BENCHMARKS.md).
+  Adds go into the lists of the nearest trained centroid; nothing is rebuilt.
 - ``ivfpq``  from ``ivfpq_threshold`` (0 = never): inverted lists of 4-bit fast-scan PQ codes,
   ``dim / 8`` bytes a vector (160 B at 1280-d, 16x smaller than fp16) for collections HNSW cannot
   hold in RAM, at a large recall cost (~0.7 at recall@10; see docs/BENCHMARKS.md).
 
-Changing kind (crossing a threshold) rebuilds once from the reconstructed vectors; SQ8 and PQ are
-trained on the vectors present then (SQ8 learns each dimension's range: later values outside it
-are clipped, which unit vectors of one model rarely are).
+Changing kind (crossing a threshold) rebuilds once from the reconstructed vectors; SQ8, IVF and
+PQ are trained on a uniform sample of the vectors present then (SQ8 learns each dimension's range:
+later values outside it are clipped, which unit vectors of one model rarely are; IVF lists are
+sized for twice the count they are trained at, so the lists of a collection that keeps growing
+stay short until the next threshold or compaction retrains them).
 """
 
 from __future__ import annotations
@@ -27,9 +34,12 @@ import numpy as np
 
 from ..config import hnsw_ef_search_for
 
-KINDS = ("flat", "hnsw", "ivfpq")
+KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 STORAGES = ("sq8", "fp16", "flat")
 TRAIN_SAMPLE = 100_000  # vectors SQ8 / IVF-PQ are trained on: ranges and centroids settle far earlier
+# fp16 IVF: k-means on this many vectors a list (FAISS warns below 39), 10 iterations: 4,096 lists
+# train in 82 s on 2 cores; the recall measured at 1M (docs/BENCHMARKS.md) is with these settings.
+IVF_TRAIN_PER_LIST, IVF_KMEANS_ITERATIONS = 50, 10
 
 
 def _faiss():
@@ -60,6 +70,8 @@ def choose(count: int, params: dict[str, Any]) -> str:
         return "flat"
     if params.get("ivfpq_threshold", 0) and count >= params["ivfpq_threshold"]:
         return "ivfpq"
+    if params.get("ivf_threshold", 0) and count >= params["ivf_threshold"]:
+        return "ivf"
     if params["hnsw_threshold"] > 0 and count >= params["hnsw_threshold"]:
         return "hnsw"
     return "flat"
@@ -74,6 +86,8 @@ def describe(structure) -> dict[str, str]:
             qtype = storage.sq.qtype
             return {"kind": "hnsw", "storage": "fp16" if qtype == faiss.ScalarQuantizer.QT_fp16 else "sq8"}
         return {"kind": "hnsw", "storage": "flat"}
+    if isinstance(structure, faiss.IndexIVFScalarQuantizer):
+        return {"kind": "ivf", "storage": "fp16"}
     if hasattr(structure, "nlist"):
         return {"kind": "ivfpq", "storage": "pq4"}
     return {"kind": "flat", "storage": "flat"}
@@ -83,6 +97,28 @@ def nlist_for(count: int) -> int:
     """Inverted lists for ``count`` vectors: a power of two near sqrt(count), >= 39 training points each."""
     lists = 2 ** round(math.log2(max(1.0, math.sqrt(count))))
     return int(max(1, min(lists, count // 39)))
+
+
+def ivf_nlist_for(count: int) -> int:
+    """fp16 IVF lists for ``count`` vectors: a power of two near 4 sqrt(2 count) (4,096 at 0.5-2M;
+    FAISS's guideline is 4-16 sqrt(n)), sized for twice ``count``, with enough training points each."""
+    lists = 2 ** round(math.log2(4 * math.sqrt(2 * max(1, count))))
+    return int(max(1, min(lists, count // IVF_TRAIN_PER_LIST)))
+
+
+def train_size(kind: str, count: int) -> int:
+    """How many of ``count`` vectors a new structure of ``kind`` is trained on."""
+    if kind == "ivf":
+        return min(count, IVF_TRAIN_PER_LIST * ivf_nlist_for(count))
+    return min(count, TRAIN_SAMPLE)
+
+
+def sample_positions(count: int, size: int) -> np.ndarray:
+    """``size`` of ``count`` positions, uniformly and reproducibly drawn, in order (reads stay sequential):
+    a collection added class by class must not train on its first classes only."""
+    if size >= count:
+        return np.arange(count, dtype=np.int64)
+    return np.sort(np.random.default_rng(0).choice(count, size, replace=False)).astype(np.int64)
 
 
 def pq_m(dim: int) -> int:
@@ -107,6 +143,11 @@ def make(kind: str, dim: int, params: dict[str, Any], sample: np.ndarray | None 
             qtype = faiss.ScalarQuantizer.QT_8bit if storage == "sq8" else faiss.ScalarQuantizer.QT_fp16
             structure = faiss.IndexHNSWSQ(dim, qtype, params["m"], ip)
         structure.hnsw.efConstruction = params["ef_construction"]
+    elif kind == "ivf":
+        structure = faiss.index_factory(dim, f"IVF{ivf_nlist_for(max(count, len(sample)))},SQfp16", ip)
+        structure.by_residual = False  # the codes are the vectors: decoding and re-ranking stay exact to fp16
+        structure.cp.niter = IVF_KMEANS_ITERATIONS
+        structure.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
     elif kind == "ivfpq":
         structure = faiss.index_factory(dim, f"IVF{nlist_for(max(count, len(sample)))},PQ{pq_m(dim)}x4fs", ip)
     else:
@@ -114,7 +155,8 @@ def make(kind: str, dim: int, params: dict[str, Any], sample: np.ndarray | None 
     if not structure.is_trained:
         if sample is None or not len(sample):
             raise ValueError(f"a {kind} structure needs vectors to train on")
-        structure.train(np.ascontiguousarray(sample[:TRAIN_SAMPLE]))
+        rows = sample_positions(len(sample), train_size(kind, max(count, len(sample))))
+        structure.train(np.ascontiguousarray(sample[rows]))
     return structure
 
 
@@ -122,6 +164,11 @@ def after_load(structure) -> None:
     """Prepare a structure read from disk for lookups by position."""
     if hasattr(structure, "nlist"):
         structure.make_direct_map()  # reconstruct(position) needs it; not serialised
+
+
+def nprobe_for(structure, params: dict[str, Any]) -> int:
+    """The lists an IVF ``structure`` searches under ``params`` (fp16 and PQ codes need different numbers)."""
+    return params["ivf_nprobe"] if describe(structure)["kind"] == "ivf" else params["nprobe"]
 
 
 def search_params(structure, *, ef_search: int, nprobe: int, k: int, selector=None, exhaustive: bool = False):
@@ -167,6 +214,6 @@ def code_bytes(structure) -> int:
         graph = structure.hnsw.neighbors.size() * 4 + structure.hnsw.levels.size() * 4 \
             + structure.hnsw.offsets.size() * 8
         return int(storage.code_size * storage.ntotal + graph)
-    if hasattr(structure, "nlist"):
-        return int(structure.code_size * structure.ntotal + structure.ntotal * 8)
+    if hasattr(structure, "nlist"):  # codes, an 8-byte id each, the centroids
+        return int(structure.code_size * structure.ntotal + structure.ntotal * 8 + structure.nlist * structure.d * 4)
     return int(structure.code_size * structure.ntotal)

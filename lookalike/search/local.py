@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from .schema import Limits
 from .service import SearchService, UrlFor, local_url
@@ -13,16 +14,21 @@ logger = logging.getLogger(__name__)
 def build_local_service(settings, *, embedder=None, url_for: UrlFor = local_url) -> SearchService:
     """The local-mode service: ONNX embedder + FAISS index in ``settings.index_dir``."""
     from ..embedders import embedder_from_settings
-    from ..index.faiss_index import FaissIndex
+    from ..index.faiss_index import FaissIndex, search_params_from
 
-    index = FaissIndex.load(settings.index_dir, ef_search=settings.hnsw_ef_search, mmap=True)
+    def load() -> FaissIndex:
+        index = FaissIndex.load(settings.index_dir, mmap=True, **search_params_from(settings))
+        # Fault the mapping in beside the requests: until then each search pays a page fault per
+        # 4 KB it reads first (1M vectors: 3.2 ms a query against 1.8 ms warm).
+        threading.Thread(target=index.warm, name="lookalike-index-warm", daemon=True).start()
+        return index
+
+    index = load()
     if embedder is None:
         embedder = embedder_from_settings(settings_for_model(settings, index.model))
 
     def reload(current: FaissIndex) -> FaissIndex | None:
-        if current.stored_generation() != current.generation:
-            return FaissIndex.load(settings.index_dir, ef_search=settings.hnsw_ef_search, mmap=True)
-        return None
+        return load() if current.stored_generation() != current.generation else None
 
     classifier = None
     if getattr(settings, "classifier", None):
