@@ -271,7 +271,8 @@ def worker(args) -> dict:
         out["warm_s"] = round(time.perf_counter() - t, 2)
         out["warm"] = measure_search(run, queries, gt, single)[0]
         out["rss_warm_mb"] = mb(rss()["VmRSS"] - before["VmRSS"])
-    if args.phase == "load" and args.ef_sweep and (name == "lookalike" or hasattr(index, "hnsw")):
+    structure = index._structure if name == "lookalike" else index  # a sweep only where it changes the search
+    if args.phase == "load" and args.ef_sweep and hasattr(structure, "hnsw"):
         out["ef_sweep"] = {}
         for ef in [int(e) for e in args.ef_sweep.split(",")]:  # the same graph, searched wider
             if name == "lookalike":
@@ -279,7 +280,7 @@ def worker(args) -> dict:
             else:
                 params.efSearch = ef
             out["ef_sweep"][ef] = measure_search(run, queries, gt, single)[0]
-    if args.phase == "load" and args.nprobe_sweep and (name in ("lookalike", "ivf-fp16")):
+    if args.phase == "load" and args.nprobe_sweep and isinstance(structure, faiss.IndexIVFScalarQuantizer):
         out["nprobe_sweep"] = {}
         for probes in [int(e) for e in args.nprobe_sweep.split(",")]:  # the same lists, more of them
             if name == "lookalike":

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..config import EF_SEARCH_LARGE, EF_SEARCH_SMALL, EF_SEARCH_SMALL_UP_TO
+from ..config import EF_SEARCH_LARGE, EF_SEARCH_MEDIUM, EF_SEARCH_MEDIUM_UP_TO, EF_SEARCH_SMALL, EF_SEARCH_SMALL_UP_TO
 from ..errors import LookalikeError
 from ..limits import DUPLICATE_THRESHOLD as DEFAULT_THRESHOLD
 from .options import DEFAULTS, output_options, settings_from
@@ -142,10 +142,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from ..index.faiss_index import FaissIndex
+    from ..index.faiss_index import FaissIndex, search_params_from
 
     settings = settings_from(args)
-    index = FaissIndex.load(settings.index_dir)
+    # With the search flags, so that "search" says how wide `lookalike search` would look.
+    index = FaissIndex.load(settings.index_dir, **search_params_from(settings))
     info = index.info()
     info["labels"] = dict(sorted(Counter(m.get("label") for _, m in index.items()).items()))
     post = (info.get("model") or {}).get("postprocess")
@@ -180,7 +181,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
                    help=f"HNSW build breadth (default {DEFAULTS.hnsw_ef_construction})")
     g.add_argument("--ef-search", dest="hnsw_ef_search", type=int,
                    help=f"HNSW search breadth (default 0: by size, {EF_SEARCH_SMALL} up to "
-                        f"{EF_SEARCH_SMALL_UP_TO:,} entries, {EF_SEARCH_LARGE} above)")
+                        f"{EF_SEARCH_SMALL_UP_TO:,} entries, {EF_SEARCH_MEDIUM} up to "
+                        f"{EF_SEARCH_MEDIUM_UP_TO:,}, {EF_SEARCH_LARGE} above)")
     g.add_argument("--hnsw-storage", choices=("sq8", "fp16", "flat"),
                    help=f"HNSW vector codes: 1, 2 or 4 bytes a dimension (default {DEFAULTS.hnsw_storage})")
     g.add_argument("--ivf-threshold", type=int,

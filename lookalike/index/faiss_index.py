@@ -272,7 +272,9 @@ class FaissIndex:
         return {"backend": "faiss", "count": len(self), "dim": self.dim, "model": self.model,
                 "structure": described["kind"], "storage": described["storage"], "path": str(self.path),
                 "deleted": len(self._ids) - len(self._row), "bytes": structures.code_bytes(self._structure),
-                "mmap": self.readonly}
+                "mmap": self.readonly, "search": structures.breadth(
+                    self._structure, ef_search=self.params["ef_search"],
+                    nprobe=structures.nprobe_for(self._structure, self.params))}
 
     def _writable(self) -> None:
         if self.readonly:

@@ -40,6 +40,10 @@ TRAIN_SAMPLE = 100_000  # vectors SQ8 / IVF-PQ are trained on: ranges and centro
 # fp16 IVF: k-means on this many vectors a list (FAISS warns below 39), 10 iterations: 4,096 lists
 # train in 82 s on 2 cores; the recall measured at 1M (docs/BENCHMARKS.md) is with these settings.
 IVF_TRAIN_PER_LIST, IVF_KMEANS_ITERATIONS = 50, 10
+# Each query first scans every centroid exactly (nlist x dim x 4 bytes: 21 MB at 4,096 x 1280-d, ~0.8
+# of the Xeon's 1.6 ms at 1M), and more lists at the same nprobe cover less: 4,096 is what was measured
+# (at 1M), kept up to the IVF-PQ threshold rather than doubled to 8,192 from 1.05M.
+IVF_MAX_LISTS = 4096
 
 
 def _faiss():
@@ -100,10 +104,10 @@ def nlist_for(count: int) -> int:
 
 
 def ivf_nlist_for(count: int) -> int:
-    """fp16 IVF lists for ``count`` vectors: a power of two near 4 sqrt(2 count) (4,096 at 0.5-2M;
-    FAISS's guideline is 4-16 sqrt(n)), sized for twice ``count``, with enough training points each."""
+    """fp16 IVF lists for ``count`` vectors: a power of two near 4 sqrt(2 count) (FAISS's guideline is
+    4-16 sqrt(n)), sized for twice ``count``, with enough training points each, at most IVF_MAX_LISTS."""
     lists = 2 ** round(math.log2(4 * math.sqrt(2 * max(1, count))))
-    return int(max(1, min(lists, count // IVF_TRAIN_PER_LIST)))
+    return int(max(1, min(lists, IVF_MAX_LISTS, count // IVF_TRAIN_PER_LIST)))
 
 
 def train_size(kind: str, count: int) -> int:
@@ -171,15 +175,25 @@ def nprobe_for(structure, params: dict[str, Any]) -> int:
     return params["ivf_nprobe"] if describe(structure)["kind"] == "ivf" else params["nprobe"]
 
 
+def breadth(structure, *, ef_search: int, nprobe: int) -> dict[str, int]:
+    """How wide a search of ``structure`` looks: HNSW candidates, or IVF lists probed of all."""
+    if hasattr(structure, "hnsw"):
+        return {"ef_search": hnsw_ef_search_for(structure.ntotal, ef_search)}
+    if hasattr(structure, "nlist"):
+        return {"nprobe": min(nprobe, structure.nlist), "lists": structure.nlist}
+    return {}
+
+
 def search_params(structure, *, ef_search: int, nprobe: int, k: int, selector=None, exhaustive: bool = False):
     """FAISS search parameters for ``structure`` (``exhaustive``: IVF probes every list)."""
     faiss = _faiss()
+    wide = breadth(structure, ef_search=ef_search, nprobe=nprobe)
     if hasattr(structure, "hnsw"):
         params = faiss.SearchParametersHNSW()
-        params.efSearch = max(hnsw_ef_search_for(structure.ntotal, ef_search), k)
+        params.efSearch = max(wide["ef_search"], k)
     elif hasattr(structure, "nlist"):
         params = faiss.SearchParametersIVF()
-        params.nprobe = structure.nlist if exhaustive else min(nprobe, structure.nlist)
+        params.nprobe = structure.nlist if exhaustive else wide["nprobe"]
     else:
         params = faiss.SearchParameters()
     if selector is not None:

@@ -55,6 +55,7 @@ def test_index_search_info_delete(photos, tmp_path):
 
     info = json.loads(run("info", "--index-dir", index_dir).stdout)
     assert info["count"] == n and info["labels"]["birds"] == 35 and info["structure"] == "flat"
+    assert info["search"] == {}  # exact: no breadth to choose
 
     deleted = run("delete", out["results"][0]["id"], "--index-dir", index_dir)
     assert "deleted 1 of 1" in deleted.stdout

@@ -25,10 +25,16 @@ def exact(vectors: np.ndarray, queries: np.ndarray, k: int) -> list[list[int]]:
 def test_the_ladder_goes_flat_hnsw_ivf_ivfpq():
     index = FaissIndex(None, 16, **LADDER)
     sizes = []
+    searches = []
     for start, n in ((0, 60), (60, 60), (120, 1000), (1120, 4000)):
         fill(index, n, seed=start, start=start)
         sizes.append((index.info()["structure"], index.info()["storage"]))
+        searches.append(index.info()["search"])
     assert sizes == [("flat", "flat"), ("hnsw", "fp16"), ("ivf", "fp16"), ("ivfpq", "pq4")]
+    # info says how wide a search looks: HNSW by size (128 up to 100k), each IVF its own nprobe
+    lists = index._structure.nlist
+    assert searches[:2] == [{}, {"ef_search": 128}] and searches[3] == {"nprobe": 32, "lists": lists}
+    assert searches[2]["nprobe"] == 8 and searches[2]["lists"] > 8
     assert structures.choose(10**6, FaissIndex(None, 8).params) == "ivf"  # the defaults put 1M on IVF
     assert structures.choose(10**5, FaissIndex(None, 8).params) == "hnsw"
 
@@ -49,6 +55,12 @@ def test_ivf_stores_fp16_codes_once_and_finds_each_vector_itself(tmp_path):
     assert 3000 * 32 * 2 < size < 1.1 * index.info()["bytes"] + 4096
 
 
+def test_lists_follow_the_count_up_to_the_cap():
+    assert [structures.ivf_nlist_for(n) for n in (3000, 100_000, 500_000, 10**6)] == [60, 2000, 4096, 4096]
+    assert structures.ivf_nlist_for(1_500_000) == structures.ivf_nlist_for(10**7) == structures.IVF_MAX_LISTS
+    assert structures.train_size("ivf", 10**6) == 4096 * structures.IVF_TRAIN_PER_LIST
+
+
 def test_every_list_probed_is_the_exact_fp16_ranking(tmp_path):
     index = FaissIndex(None, 32, **LADDER)
     _, vectors = fill(index, 2000)
@@ -60,6 +72,7 @@ def test_every_list_probed_is_the_exact_fp16_ranking(tmp_path):
     few = [[int(h.id[1:]) for h in row] for row in index.search(queries, 10)]
     assert few != got  # nprobe is what the search uses: one list of 40 misses neighbours
     assert structures.nprobe_for(index._structure, index.params) == 1
+    assert index.info()["search"] == {"nprobe": 1, "lists": index._structure.nlist}
 
 
 def test_adds_go_into_the_trained_lists_without_a_rebuild(tmp_path, monkeypatch):

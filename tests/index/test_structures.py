@@ -206,11 +206,17 @@ def test_open_index_takes_the_structure_settings_and_keeps_the_saved_ones(tmp_pa
 
 
 def test_the_search_breadth_follows_the_size_unless_set():
-    from lookalike.config import EF_SEARCH_LARGE, EF_SEARCH_SMALL, EF_SEARCH_SMALL_UP_TO, Settings, hnsw_ef_search_for
+    from lookalike.config import (EF_SEARCH_LARGE, EF_SEARCH_MEDIUM, EF_SEARCH_MEDIUM_UP_TO, EF_SEARCH_SMALL,
+                                  EF_SEARCH_SMALL_UP_TO, Settings, hnsw_ef_search_for)
 
     assert Settings().hnsw_ef_search == 0  # by size unless set
     assert hnsw_ef_search_for(10_000) == hnsw_ef_search_for(EF_SEARCH_SMALL_UP_TO) == EF_SEARCH_SMALL
-    assert hnsw_ef_search_for(EF_SEARCH_SMALL_UP_TO + 1) == hnsw_ef_search_for(None) == EF_SEARCH_LARGE
+    assert hnsw_ef_search_for(EF_SEARCH_SMALL_UP_TO + 1) == hnsw_ef_search_for(EF_SEARCH_MEDIUM_UP_TO) \
+        == EF_SEARCH_MEDIUM
+    assert hnsw_ef_search_for(EF_SEARCH_MEDIUM_UP_TO + 1) == hnsw_ef_search_for(None) == EF_SEARCH_LARGE
+    assert EF_SEARCH_SMALL < EF_SEARCH_MEDIUM < EF_SEARCH_LARGE
+    # the middle band ends where the local index stops being a graph
+    assert EF_SEARCH_MEDIUM_UP_TO == Settings().ivf_threshold
     assert hnsw_ef_search_for(10_000, 50) == hnsw_ef_search_for(None, 50) == 50
     with pytest.raises(ConfigError, match="HNSW_EF_SEARCH=-1 is not valid"):
         Settings().replace(hnsw_ef_search=-1)
