@@ -26,28 +26,6 @@ PRECISIONS = ("fp32", "int8", "bf16", "int8-bf16", "int8-w7")
 QUANTIZED = ("int8", "int8-bf16", "int8-w7")
 HALF_RANGE = ("int8-w7",)
 POSTPROCESSING = ("none", "power-center")
-# The HNSW search breadth when hnsw_ef_search is 0, by the entries searched (docs/BENCHMARKS.md,
-# "Index at 100k and 1M vectors", M=48, efConstruction=80): up to 100k, 128 (recall@10 0.996 on the
-# dense synthetic 100k, 0.9995 on Fashion-MNIST's 10k test split with M=32 at 0.31 ms, where 384 took 0.55);
-# up to 500k (where the local index turns to IVF), 256 (0.974 at 500k in 1.5 ms, where 384 gave 0.980
-# in 2.4); above, 384 (0.956 at 1M; 256: 0.944, 320: 0.951). A size not known (an OpenSearch mapping,
-# made before its documents) takes the largest.
-EF_SEARCH_SMALL, EF_SEARCH_SMALL_UP_TO = 128, 100_000
-EF_SEARCH_MEDIUM, EF_SEARCH_MEDIUM_UP_TO = 256, 500_000
-EF_SEARCH_LARGE = 384
-
-
-def hnsw_ef_search_for(entries: int | None, setting: int = 0) -> int:
-    """The efSearch a search of ``entries`` vectors runs with: ``setting`` if set (not 0), else by size."""
-    if setting:
-        return setting
-    if entries is None:
-        return EF_SEARCH_LARGE
-    if entries <= EF_SEARCH_SMALL_UP_TO:
-        return EF_SEARCH_SMALL
-    return EF_SEARCH_MEDIUM if entries <= EF_SEARCH_MEDIUM_UP_TO else EF_SEARCH_LARGE
-
-
 def _default_data_home(environ: Mapping[str, str]) -> Path:
     base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")) / ".local" / "share")
     return Path(base).expanduser() / "lookalike"
@@ -134,7 +112,7 @@ class Settings:
     # pruning heuristic drops close neighbours of tight clusters (docs/BENCHMARKS.md, 2026-12-07).
     hnsw_m: int = 48
     hnsw_ef_construction: int = 80  # 1M vectors build in 8.5 minutes on 2 cores
-    hnsw_ef_search: int = 0  # 0: by the index's size (hnsw_ef_search_for); a number fixes it
+    hnsw_ef_search: int = 0  # 0: by the index's size (lookalike.index.breadth); a number fixes it
     hnsw_storage: str = "fp16"  # fp16 | sq8 | flat: bytes a dimension 2 | 1 | 4 (sq8: recall 0.85 at 1M)
     # HNSW met the targets at 100k (0.996, 1.4 ms), not at 1M (0.95 at 2.7 ms), where fp16 IVF did
     # (0.960 at 1.2-1.8 ms with 8 of 4,096 lists); at 500k the two are level, IVF the smaller.

@@ -37,7 +37,7 @@ MODEL_MODULES = ("__init__.py", "errors.py", "imaging.py", "limits.py",
                  "embedders/__init__.py", "embedders/base.py", "embedders/onnx.py", "embedders/preprocess.py")
 LAMBDA_MODULES = ("__init__.py", "config.py", "errors.py", "imaging.py", "limits.py", "memory.py",
                   "search/__init__.py", "search/schema.py", "search/service.py", "search/compat.py",
-                  "index/__init__.py", "index/base.py", "index/postprocess.py",
+                  "index/__init__.py", "index/base.py", "index/breadth.py", "index/postprocess.py",
                   "index/opensearch/__init__.py", "index/opensearch/client.py", "index/opensearch/mapping.py",
                   "index/opensearch/bulk.py", "index/opensearch/index.py",
                   "cloud/__init__.py", "cloud/aws.py", "cloud/sagemaker_embedder.py", "cloud/storage.py",

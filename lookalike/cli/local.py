@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from ..config import EF_SEARCH_LARGE, EF_SEARCH_MEDIUM, EF_SEARCH_MEDIUM_UP_TO, EF_SEARCH_SMALL, EF_SEARCH_SMALL_UP_TO
+from ..index.breadth import (EF_SEARCH_LARGE, EF_SEARCH_MEDIUM, EF_SEARCH_MEDIUM_UP_TO, EF_SEARCH_SMALL,
+                             EF_SEARCH_SMALL_UP_TO)
 from ..errors import LookalikeError
 from ..limits import DUPLICATE_THRESHOLD as DEFAULT_THRESHOLD
 from .options import DEFAULTS, output_options, settings_from
@@ -142,7 +143,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from ..index.faiss_index import FaissIndex, search_params_from
+    from ..index.faiss_index import FaissIndex
+    from ..index.faiss_params import search_params_from
 
     settings = settings_from(args)
     # With the search flags, so that "search" says how wide `lookalike search` would look.

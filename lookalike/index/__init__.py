@@ -17,7 +17,8 @@ def open_index(backend: str = "faiss", *, settings, dim: int | None = None, mode
                create: bool = False, path: Path | None = None) -> Index:
     """Open the index named by ``backend``; with ``create`` a missing one is made with ``dim``."""
     if backend == "faiss":
-        from .faiss_index import FaissIndex, params_from, search_params_from
+        from .faiss_index import FaissIndex
+        from .faiss_params import params_from, search_params_from
 
         path = Path(path or settings.index_dir)
         params = params_from(settings)

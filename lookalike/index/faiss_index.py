@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Settings
 from ..embedders.base import check_vectors
 from ..errors import ConfigError
 from . import faiss_store as store
 from . import structures
 from .base import Hit, check_k, matches
+from .faiss_params import DEFAULTS
 from .faiss_store import FORMAT, MANIFEST  # noqa: F401  (re-exported: where callers look for them)
 from .structures import omp_threads
 
@@ -40,26 +40,6 @@ logger = logging.getLogger(__name__)
 # faster than a selector over HNSW and never returns fewer than k hits.
 EXACT_FILTER_LIMIT = 20_000
 CHUNK = 50_000  # vectors reconstructed at a time when rebuilding: 256 MB at 1280-d
-# Each structure parameter is a Settings field (LOOKALIKE_*, a CLI flag), where its default is defined.
-SETTINGS_FIELDS = {"hnsw_threshold": "hnsw_threshold", "m": "hnsw_m", "ef_construction": "hnsw_ef_construction",
-                   "ef_search": "hnsw_ef_search", "hnsw_storage": "hnsw_storage", "ivf_threshold": "ivf_threshold",
-                   "ivf_nprobe": "ivf_nprobe", "ivfpq_threshold": "ivfpq_threshold", "nprobe": "ivfpq_nprobe",
-                   "compact_fraction": "index_compact_fraction"}
-DEFAULTS = {param: getattr(Settings, name) for param, name in SETTINGS_FIELDS.items()}
-
-
-def params_from(settings) -> dict[str, Any]:
-    """The structure parameters ``settings`` hold, by :class:`FaissIndex`'s names."""
-    return {param: getattr(settings, name) for param, name in SETTINGS_FIELDS.items()}
-
-
-# What a search may choose anew for an index it opens (the rest is the index's own, from its manifest).
-SEARCH_PARAMS = ("ef_search", "nprobe", "ivf_nprobe")
-
-
-def search_params_from(settings) -> dict[str, Any]:
-    """The search-breadth parameters ``settings`` hold: the overrides :meth:`FaissIndex.load` takes."""
-    return {param: getattr(settings, SETTINGS_FIELDS[param]) for param in SEARCH_PARAMS}
 
 
 def _faiss():
@@ -151,8 +131,7 @@ class FaissIndex:
         logger.info("saved %d entries to %s (generation %d)", len(self), self.path, self.generation)
 
     def warm(self) -> int:
-        """Fault a memory-mapped index's pages in now, not in its first searches (see
-        :func:`lookalike.memory.populate`); the bytes mapped, 0 for an index held in memory."""
+        """Fault a mapped index's pages in now, not in its first searches; the bytes (0: held in memory)."""
         if self._mapped is None:
             return 0
         from ..memory import populate

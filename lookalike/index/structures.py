@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import hnsw_ef_search_for
+from .breadth import hnsw_ef_search_for
 
 KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 STORAGES = ("sq8", "fp16", "flat")

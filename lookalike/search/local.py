@@ -14,7 +14,8 @@ logger = logging.getLogger(__name__)
 def build_local_service(settings, *, embedder=None, url_for: UrlFor = local_url) -> SearchService:
     """The local-mode service: ONNX embedder + FAISS index in ``settings.index_dir``."""
     from ..embedders import embedder_from_settings
-    from ..index.faiss_index import FaissIndex, search_params_from
+    from ..index.faiss_index import FaissIndex
+    from ..index.faiss_params import search_params_from
 
     def load() -> FaissIndex:
         index = FaissIndex.load(settings.index_dir, mmap=True, **search_params_from(settings))

@@ -206,8 +206,9 @@ def test_open_index_takes_the_structure_settings_and_keeps_the_saved_ones(tmp_pa
 
 
 def test_the_search_breadth_follows_the_size_unless_set():
-    from lookalike.config import (EF_SEARCH_LARGE, EF_SEARCH_MEDIUM, EF_SEARCH_MEDIUM_UP_TO, EF_SEARCH_SMALL,
-                                  EF_SEARCH_SMALL_UP_TO, Settings, hnsw_ef_search_for)
+    from lookalike.config import Settings
+    from lookalike.index.breadth import (EF_SEARCH_LARGE, EF_SEARCH_MEDIUM, EF_SEARCH_MEDIUM_UP_TO, EF_SEARCH_SMALL,
+                                         EF_SEARCH_SMALL_UP_TO, hnsw_ef_search_for)
 
     assert Settings().hnsw_ef_search == 0  # by size unless set
     assert hnsw_ef_search_for(10_000) == hnsw_ef_search_for(EF_SEARCH_SMALL_UP_TO) == EF_SEARCH_SMALL

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ...config import hnsw_ef_search_for
+from ..breadth import hnsw_ef_search_for
 from ...errors import BackendUnavailable, ConfigError, UpstreamError
 from ..base import Hit, check_k
 from .bulk import BulkReport, BulkWriter, delete_actions, index_actions, short_id
