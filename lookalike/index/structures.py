@@ -171,8 +171,9 @@ def after_load(structure) -> None:
 
 
 def nprobe_for(structure, params: dict[str, Any]) -> int:
-    """The lists an IVF ``structure`` searches under ``params`` (fp16 and PQ codes need different numbers)."""
-    return params["ivf_nprobe"] if describe(structure)["kind"] == "ivf" else params["nprobe"]
+    """The lists an IVF ``structure`` searches under ``params`` (fp16 and PQ codes need different numbers).
+    On every search: a type check, not :func:`describe` (which downcasts an HNSW's storage, ~5 us)."""
+    return params["ivf_nprobe"] if isinstance(structure, _faiss().IndexIVFScalarQuantizer) else params["nprobe"]
 
 
 def breadth(structure, *, ef_search: int, nprobe: int) -> dict[str, int]:
