@@ -161,20 +161,17 @@ def train_sample(base: Path, n: int, size: int) -> np.ndarray:
 def factory(name: str, n: int, args) -> tuple[object, int]:
     import faiss
 
-    ip = faiss.METRIC_INNER_PRODUCT
     from lookalike.index import structures
 
+    ip = faiss.METRIC_INNER_PRODUCT
+    if name == "ivf-fp16":  # exactly as lookalike makes it, trained here on the same sample size
+        return structures.empty("ivf", DIM, {}, n), structures.train_size("ivf", n)
     key = {"flat": "Flat", "hnsw-flat": f"HNSW{args.m},Flat", "hnsw-fp16": f"HNSW{args.m},SQfp16",
-           "hnsw-sq8": f"HNSW{args.m},SQ8", "ivf-fp16": f"IVF{structures.ivf_nlist_for(n)},SQfp16",
-           "ivfpq": f"IVF{nlist(n)},PQ{args.pq_m}x4fs"}[name]
+           "hnsw-sq8": f"HNSW{args.m},SQ8", "ivfpq": f"IVF{nlist(n)},PQ{args.pq_m}x4fs"}[name]
     index = faiss.index_factory(DIM, key, ip)
     if hasattr(index, "hnsw"):
         index.hnsw.efConstruction = args.ef_construction
-    if name == "ivf-fp16":  # as lookalike makes it (lookalike.index.structures.make)
-        index.by_residual = False
-        index.cp.niter, index.cp.max_points_per_centroid = structures.IVF_KMEANS_ITERATIONS, structures.IVF_TRAIN_PER_LIST
-    return index, {"ivfpq": 100_000, "hnsw-sq8": 50_000, "hnsw-fp16": 0,
-                   "ivf-fp16": structures.train_size("ivf", n)}.get(name, 0)
+    return index, {"ivfpq": 100_000, "hnsw-sq8": 50_000, "hnsw-fp16": 0}.get(name, 0)
 
 
 def nlist(n: int) -> int:

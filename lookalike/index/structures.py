@@ -130,9 +130,8 @@ def pq_m(dim: int) -> int:
     return next(m for m in range(max(1, dim // 4), 0, -1) if dim % m == 0)
 
 
-def make(kind: str, dim: int, params: dict[str, Any], sample: np.ndarray | None = None,
-         count: int = 0):
-    """An empty, trained structure of ``kind``; ``sample`` trains SQ8 / IVF-PQ."""
+def empty(kind: str, dim: int, params: dict[str, Any], count: int = 0):
+    """A new structure of ``kind`` sized for ``count`` vectors, not yet trained (:func:`make` trains it)."""
     faiss = _faiss()
     ip = faiss.METRIC_INNER_PRODUCT
     if kind == "flat":
@@ -148,19 +147,29 @@ def make(kind: str, dim: int, params: dict[str, Any], sample: np.ndarray | None 
             structure = faiss.IndexHNSWSQ(dim, qtype, params["m"], ip)
         structure.hnsw.efConstruction = params["ef_construction"]
     elif kind == "ivf":
-        structure = faiss.index_factory(dim, f"IVF{ivf_nlist_for(max(count, len(sample)))},SQfp16", ip)
+        structure = faiss.index_factory(dim, f"IVF{ivf_nlist_for(count)},SQfp16", ip)
         structure.by_residual = False  # the codes are the vectors: decoding and re-ranking stay exact to fp16
         structure.cp.niter = IVF_KMEANS_ITERATIONS
         structure.cp.max_points_per_centroid = IVF_TRAIN_PER_LIST
     elif kind == "ivfpq":
-        structure = faiss.index_factory(dim, f"IVF{nlist_for(max(count, len(sample)))},PQ{pq_m(dim)}x4fs", ip)
+        structure = faiss.index_factory(dim, f"IVF{nlist_for(count)},PQ{pq_m(dim)}x4fs", ip)
     else:
         raise ValueError(f"unknown structure kind {kind!r}")
+    return structure
+
+
+def make(kind: str, dim: int, params: dict[str, Any], sample: np.ndarray | None = None,
+         count: int = 0):
+    """An empty, trained structure of ``kind``; ``sample`` trains SQ8 / IVF / IVF-PQ."""
+    count = max(count, 0 if sample is None else len(sample))
+    structure = empty(kind, dim, params, count)
     if not structure.is_trained:
         if sample is None or not len(sample):
             raise ValueError(f"a {kind} structure needs vectors to train on")
-        rows = sample_positions(len(sample), train_size(kind, max(count, len(sample))))
-        structure.train(np.ascontiguousarray(sample[rows]))
+        size = train_size(kind, count)
+        if len(sample) > size:  # a caller that sampled already (a rebuild) passes no more than this
+            sample = sample[sample_positions(len(sample), size)]
+        structure.train(np.ascontiguousarray(sample))
     return structure
 
 
